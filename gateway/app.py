@@ -1,0 +1,124 @@
+"""The gateway's app factory: resources as cleanup contexts, state under typed keys."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+import asyncpg
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from gateway import callbacks, health, keys, middleware
+from gateway.sessions import SessionStore
+from gateway.settings import Settings
+from providers import registry
+from providers.base import Adapter
+from providers.context import ProviderContext
+from wallet.backends.base import OperatorWallet
+from wallet.backends.ledger import LedgerWallet
+from wallet.backends.seamless import SeamlessConfig, SeamlessWallet
+from wallet.core import OperatorRuntime, Wallet
+from wallet.ledger import SCHEMA
+from wallet.metrics import Metrics
+from wallet.migrate import migrate
+from wallet.money import CurrencyTable
+from wallet.outbox import OutboxWorker
+from wallet.signing import Signer
+
+# Operator-API bodies may be larger than callbacks; callbacks enforce their own 64 KiB limit.
+APP_BODY_LIMIT = 1024 * 1024
+
+
+async def _postgres(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    assert settings.database_url is not None
+    pool = await asyncpg.create_pool(
+        settings.database_url, min_size=2, max_size=settings.pool_size, command_timeout=30
+    )
+    async with pool.acquire() as conn:
+        await migrate(conn, "wallet", SCHEMA)
+    app[keys.PG_POOL] = pool
+    yield
+    await pool.close()
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    assert settings.redis_url is not None
+    client = aioredis.from_url(settings.redis_url)
+    app[keys.REDIS] = client
+    app[keys.SESSIONS] = SessionStore(client)
+    yield
+    await client.aclose()
+
+
+async def _http(app: web.Application) -> AsyncIterator[None]:
+    # One long-lived session with keep-alive for every operator call.
+    connector = aiohttp.TCPConnector(limit=200, limit_per_host=100, keepalive_timeout=30)
+    session = aiohttp.ClientSession(connector=connector)
+    app[keys.HTTP] = session
+    yield
+    await session.close()
+
+
+def _backend(app: web.Application, name: str) -> OperatorWallet:
+    op = app[keys.SETTINGS].operators[name]
+    if op.backend == "ledger":
+        return LedgerWallet()
+    config = SeamlessConfig(
+        operator=name, base_url=op.wallet_url, signer=Signer(op.key_id, op.secret),
+        call_timeout_s=op.policy.call_timeout_s,
+    )
+    return SeamlessWallet(config, app[keys.HTTP], app[keys.METRICS])
+
+
+async def _wallet(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    currencies = CurrencyTable(settings.currencies)
+    operators = {
+        name: OperatorRuntime(op.policy, _backend(app, name)) for name, op in settings.operators.items()
+    }
+    wallet = Wallet(app[keys.PG_POOL], operators, currencies, app[keys.METRICS])
+    app[keys.WALLET] = wallet
+    app[keys.PROVIDER_CONTEXT] = ProviderContext(app[keys.SESSIONS], currencies)
+    worker = OutboxWorker(wallet, interval_s=settings.outbox_interval_s)
+    app[keys.OUTBOX] = worker
+    task = asyncio.create_task(worker.run(), name="outbox")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def load_adapters(settings: Settings) -> dict[str, Adapter]:
+    """Instantiate the configured providers' adapters; a missing or bad plug-in fails here."""
+    found = registry.available()
+    adapters = {}
+    for name, config in settings.providers.items():
+        if name not in found:
+            raise registry.PluginError(f"provider {name!r} is configured but no plug-in is registered")
+        adapters[name] = found[name](config)
+    return adapters
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the gateway for the given settings; resources open when the app starts."""
+    if settings.database_url is None or settings.redis_url is None:
+        raise ValueError("create_app needs database_url and redis_url (the CLI starts embedded ones)")
+    CurrencyTable(settings.currencies)  # fail at start on a bad currency table
+    app = web.Application(
+        middlewares=[middleware.request_id, middleware.json_errors], client_max_size=APP_BODY_LIMIT
+    )
+    metrics = Metrics()
+    app[keys.SETTINGS] = settings
+    app[keys.METRICS] = metrics
+    app.cleanup_ctx.extend([_postgres, _redis, _http, _wallet])
+    app.add_routes(health.routes)
+    adapters = load_adapters(settings)
+    app[keys.ADAPTERS] = adapters
+    for adapter in adapters.values():
+        callbacks.mount(app, adapter, metrics)
+    return app

@@ -1,0 +1,27 @@
+"""Typed application keys: the gateway's state, never module globals."""
+
+from __future__ import annotations
+
+import aiohttp
+import asyncpg
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from gateway.sessions import SessionStore
+from gateway.settings import Settings
+from providers.base import Adapter
+from providers.context import ProviderContext
+from wallet.core import Wallet
+from wallet.metrics import Metrics
+from wallet.outbox import OutboxWorker
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
+REDIS = web.AppKey("redis", aioredis.Redis)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+WALLET = web.AppKey("wallet", Wallet)
+SESSIONS = web.AppKey("sessions", SessionStore)
+PROVIDER_CONTEXT = web.AppKey("provider_context", ProviderContext)
+ADAPTERS = web.AppKey("adapters", dict[str, Adapter])
+OUTBOX = web.AppKey("outbox", OutboxWorker)

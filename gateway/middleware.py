@@ -1,0 +1,49 @@
+"""Middleware: a request id on every request, and JSON bodies for every error."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID = web.RequestKey("request_id", str)
+
+
+@web.middleware
+async def request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Take the caller's request id or make one, and echo it on the response."""
+    rid = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+    if len(rid) > 128:  # noqa: PLR2004 -- a request id longer than this is not one
+        rid = uuid.uuid4().hex
+    request[REQUEST_ID] = rid
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers[REQUEST_ID_HEADER] = rid
+        raise
+    response.headers[REQUEST_ID_HEADER] = rid
+    return response
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn aiohttp's HTTP errors and unexpected failures into JSON bodies."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:  # noqa: PLR2004 -- redirects pass through
+            raise
+        return web.json_response(
+            {"status": "ERROR", "code": exc.reason.upper().replace(" ", "_"), "message": exc.text},
+            status=exc.status,
+        )
+    except Exception:  # noqa: BLE001 -- the last line of defence: log it, answer 500 in JSON
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return web.json_response(
+            {"status": "ERROR", "code": "INTERNAL_ERROR", "message": "internal error"}, status=500
+        )

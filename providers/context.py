@@ -1,0 +1,41 @@
+"""What the gateway lends an adapter while it parses: sessions and the currency table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.sessions import Session, SessionStore
+from wallet.errors import InvalidRequestError
+from wallet.money import AmountError, Currency, CurrencyTable, UnknownCurrencyError, to_minor
+from wallet.operations import SessionState
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderContext:
+    """The gateway's services an adapter may use, and nothing else."""
+
+    sessions: SessionStore
+    currencies: CurrencyTable
+
+    def currency(self, code: object) -> Currency:
+        """Return a known currency or raise InvalidRequestError."""
+        if not isinstance(code, str):
+            raise InvalidRequestError("currency must be a string")
+        try:
+            return self.currencies.get(code)
+        except UnknownCurrencyError as exc:
+            raise InvalidRequestError(str(exc)) from None
+
+    def amount(self, value: object, currency: Currency) -> int:
+        """Convert a decimal amount in major units exactly, or raise InvalidRequestError."""
+        try:
+            return to_minor(value, currency)
+        except AmountError as exc:
+            raise InvalidRequestError(str(exc)) from None
+
+    async def session(self, token: str | None) -> tuple[Session | None, SessionState]:
+        """Look a session token up; an unknown or expired token is EXPIRED."""
+        if token is None:
+            return None, SessionState.NOT_GIVEN
+        session = await self.sessions.get(token)
+        return session, SessionState.VALID if session else SessionState.EXPIRED

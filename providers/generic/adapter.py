@@ -1,0 +1,145 @@
+"""Croupier's own generic JSON protocol: small, HMAC-signed, and complete end to end."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from aiohttp import web
+
+from providers.base import Adapter, ProviderConfig, Route
+from providers.generic import errors, schemas
+from wallet.errors import (
+    AuthenticationError,
+    BodyTooLargeError,
+    InProgressError,
+    InvalidRequestError,
+    MismatchError,
+    RejectedError,
+    TransactionNotFoundError,
+    UnavailableError,
+    WalletError,
+)
+from wallet.money import format_major
+from wallet.operations import CreditKind, Kind, Operation, Result
+from wallet.policy import Capabilities
+from wallet.signing import SignatureError, Verifier
+
+if TYPE_CHECKING:
+    from providers.context import ProviderContext
+
+_KINDS = {"balance": Kind.BALANCE, "debit": Kind.DEBIT, "credit": Kind.CREDIT,
+          "rollback": Kind.ROLLBACK, "end_round": Kind.END_ROUND}
+
+
+class GenericAdapter(Adapter):
+    """The generic protocol: one JSON POST per canonical operation, amounts as decimals."""
+
+    name = "generic"
+    capabilities = Capabilities()
+    routes: ClassVar = [Route("POST", f"/{path}", path) for path in _KINDS]
+    error_codes = errors.ERROR_CODES
+
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        self.verifier = Verifier(config.secrets)
+
+    def authenticate(self, request: web.Request, body: bytes) -> None:
+        """Check the HMAC signature, key id and timestamp."""
+        try:
+            self.verifier.verify(request.headers, request.method, request.path_qs, body)
+        except SignatureError as exc:
+            raise AuthenticationError(str(exc)) from None
+
+    async def parse(
+        self, route: Route, request: web.Request, body: bytes, ctx: ProviderContext
+    ) -> Operation:
+        """Read one operation from the JSON body."""
+        data = schemas.decode(body)
+        common = schemas.Request.from_json(data)
+        currency = ctx.currency(common.currency)
+        kind = _KINDS[route.operation]
+        session, session_state = await ctx.session(common.session_token)
+        if session is not None and (
+            session.operator, session.player_id, session.currency
+        ) != (common.operator, common.player_id, common.currency):
+            raise InvalidRequestError("the session belongs to another player or currency")
+        if kind is Kind.BALANCE:
+            return Operation(kind, self.name, common.operator, common.player_id, currency.code,
+                             session=session_state)
+        if kind is Kind.DEBIT and common.session_token is None:
+            raise InvalidRequestError("session_token is required for a debit")
+        amount_minor = None
+        if kind in (Kind.DEBIT, Kind.CREDIT) or "amount" in data:
+            amount_minor = ctx.amount(schemas.amount(data), currency)
+        credit_kind = CreditKind.WIN
+        if kind is Kind.CREDIT and data.get("credit_kind") is not None:
+            try:
+                credit_kind = CreditKind(schemas.text(data, "credit_kind"))
+            except ValueError:
+                raise InvalidRequestError("credit_kind is not one of win, bonus, jackpot, promo, freeround") from None
+        round_id = schemas.text(data, "round_id", required=kind is not Kind.ROLLBACK)
+        return Operation(
+            kind=kind,
+            provider=self.name,
+            operator=common.operator,
+            player_id=common.player_id,
+            currency=currency.code,
+            external_id=schemas.text(data, "transaction_id", required=kind is not Kind.END_ROUND)
+            or round_id or "",
+            amount_minor=amount_minor,
+            round_id=round_id,
+            game_id=schemas.text(data, "game_id", required=False),
+            credit_kind=credit_kind,
+            reference_id=schemas.text(data, "reference_transaction_id", required=kind is Kind.ROLLBACK),
+            session=session_state,
+        )
+
+    def render(
+        self, route: Route, op: Operation, result: Result, ctx: ProviderContext
+    ) -> web.StreamResponse:
+        """Answer OK with the balance as a decimal string."""
+        currency = ctx.currency(op.currency)
+        balance = None if result.balance_minor is None else format_major(result.balance_minor, currency)
+        return web.json_response({
+            "status": "OK",
+            "balance": balance,
+            "currency": op.currency,
+            "transaction_id": str(result.transaction_id),
+            "replay": result.replay,
+            "queued": result.queued,
+            "tombstone": result.tombstone,
+        })
+
+    def render_error(
+        self, route: Route, error: WalletError, op: Operation | None, ctx: ProviderContext
+    ) -> web.StreamResponse:
+        """Answer with the native code for the core's error."""
+        native = _native(error)
+        payload: dict[str, object] = {
+            "status": "ERROR",
+            "code": native.code,
+            "message": str(error),
+            "retryable": native.retryable,
+        }
+        if isinstance(error, RejectedError) and error.balance_minor is not None and op is not None:
+            payload["balance"] = format_major(error.balance_minor, ctx.currency(op.currency))
+        if isinstance(error, MismatchError):
+            payload["field"] = error.field
+        return web.json_response(payload, status=native.http_status)
+
+
+def _native(error: WalletError) -> errors.NativeError:
+    if isinstance(error, RejectedError):
+        return errors.ERROR_CODES[error.reason]
+    table: list[tuple[type[WalletError], errors.NativeError]] = [
+        (BodyTooLargeError, errors.TOO_LARGE),
+        (AuthenticationError, errors.INVALID_SIGNATURE),
+        (MismatchError, errors.MISMATCH),
+        (InProgressError, errors.IN_PROGRESS),
+        (UnavailableError, errors.UNAVAILABLE),
+        (TransactionNotFoundError, errors.NOT_FOUND),
+    ]
+    for cls, native in table:
+        if isinstance(error, cls):
+            return native
+    return errors.INVALID_REQUEST

@@ -1,0 +1,280 @@
+"""The wallet core: applies each canonical operation exactly once and forwards it to the operator."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import asyncpg
+
+from wallet import ledger, rules
+from wallet.backends.base import OperatorWallet
+from wallet.errors import (
+    InProgressError,
+    InvalidRequestError,
+    MismatchError,
+    Reason,
+    RejectedError,
+    UnavailableError,
+)
+from wallet.forwarding import Forwarder, transfer_payload
+from wallet.metrics import Metrics
+from wallet.money import CurrencyTable, UnknownCurrencyError
+from wallet.operations import (
+    Kind,
+    Operation,
+    Result,
+    State,
+    Transfer,
+    TransferType,
+)
+from wallet.policy import Capabilities, OperatorPolicy
+
+MAX_ID_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorRuntime:
+    """One operator's policy and the backend that holds its players' money."""
+
+    policy: OperatorPolicy
+    backend: OperatorWallet
+
+
+@dataclass(slots=True)
+class _Begun:
+    """What the first transaction decided: a final answer, or a transfer still to forward."""
+
+    result: Result | None = None
+    error: Exception | None = None
+    op_id: int = 0
+    transfer: Transfer | None = None
+    needs_balance: bool = False
+
+
+class Wallet:
+    """Applies canonical operations against the ledger and each operator's wallet backend."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        operators: Mapping[str, OperatorRuntime],
+        currencies: CurrencyTable,
+        metrics: Metrics,
+    ) -> None:
+        self.pool = pool
+        self.operators = operators
+        self.currencies = currencies
+        self.forwarder = Forwarder(metrics)
+
+    def runtime(self, operator: str) -> OperatorRuntime:
+        """Return an operator's runtime, or refuse a request that names an unknown operator."""
+        try:
+            return self.operators[operator]
+        except KeyError:
+            raise InvalidRequestError(f"unknown operator {operator!r}") from None
+
+    async def balance(self, operator: str, player_id: str, currency: str) -> int:
+        """Return a player's balance from the operator's backend."""
+        rt = self.runtime(operator)
+        self._check_currency(currency)
+        async with self.pool.acquire() as conn:
+            reply = await rt.backend.balance(conn, operator, player_id, currency)
+        if not reply.ok or reply.balance_minor is None:
+            raise RejectedError(reply.reason, reply.status.value, reply.balance_minor)
+        return reply.balance_minor
+
+    async def execute(self, op: Operation, caps: Capabilities) -> Result:
+        """Apply one money operation exactly once and return its result, or raise a WalletError."""
+        if op.kind is Kind.BALANCE:
+            balance = await self.balance(op.operator, op.player_id, op.currency)
+            return Result(op.transaction_id, op.currency, balance)
+        rt = self.runtime(op.operator)
+        self._validate(op, caps)
+        async with self.pool.acquire() as conn:
+            begun = await self._begin(conn, rt, op, caps)
+            if begun.transfer is not None:
+                return await self.forwarder.forward(conn, rt.policy, rt.backend, begun.op_id, begun.transfer)
+            if begun.error is not None:
+                raise begun.error
+            assert begun.result is not None
+            if begun.needs_balance:
+                return await self._with_current_balance(conn, rt, op, begun.result)
+            return begun.result
+
+    def _check_currency(self, code: str) -> None:
+        try:
+            self.currencies.get(code)
+        except UnknownCurrencyError as exc:
+            raise InvalidRequestError(str(exc)) from None
+
+    def _validate(self, op: Operation, caps: Capabilities) -> None:
+        self._check_currency(op.currency)
+        if op.scope_by_player != caps.ids_scoped_by_player:
+            raise InvalidRequestError("operation scope does not match the provider's capabilities")
+        for name, value in (("external id", op.external_id), ("player id", op.player_id)):
+            if not value or len(value) > MAX_ID_LENGTH:
+                raise InvalidRequestError(f"{name} must be 1 to {MAX_ID_LENGTH} characters")
+        if op.kind in (Kind.DEBIT, Kind.CREDIT):
+            if op.amount_minor is None or op.amount_minor < 0:
+                raise InvalidRequestError("amount must be zero or more")
+            if not op.round_id:
+                raise InvalidRequestError("round id is required")
+        if op.kind is Kind.ROLLBACK and not op.reference_id:
+            raise InvalidRequestError("a rollback names the transaction it reverses")
+        if op.kind is Kind.ROLLBACK and op.reference_kind is Kind.CREDIT and not caps.rollback_of_credit:
+            raise InvalidRequestError("this protocol has no rollback of a credit")
+
+    async def _begin(
+        self, conn: asyncpg.Connection, rt: OperatorRuntime, op: Operation, caps: Capabilities
+    ) -> _Begun:
+        async with conn.transaction():
+            op_id = await ledger.claim(conn, op, State.PENDING)
+            if op_id is None:
+                stored = await ledger.find(conn, op.provider, op.scope, op.kind, op.external_id)
+                assert stored is not None
+                return await self._replay(conn, rt, op, stored)
+            try:
+                transfer = await self._plan(conn, op, op_id, caps)
+            except RejectedError as exc:
+                await ledger.finish(conn, op_id, State.REJECTED, exc.reason, exc.balance_minor)
+                return _Begun(error=exc)
+            if transfer is None:
+                # Nothing moves (end of round, tombstone, nothing left to reverse): answer with the balance.
+                await ledger.finish(conn, op_id, State.APPLIED)
+                tombstone = await self._is_tombstone(conn, op)
+                result = Result(op.transaction_id, op.currency, None, tombstone=tombstone)
+                return _Begun(result=result, needs_balance=True)
+            if rt.backend.in_database:
+                reply = await rt.backend.transfer(conn, transfer, 0.0)
+                row = await ledger.lock_operation(conn, op_id)
+                outcome = await self.forwarder.settle(conn, row, transfer, reply)
+                if isinstance(outcome, RejectedError):
+                    return _Begun(error=outcome)
+                return _Begun(result=outcome)
+            action = "cancel_debit" if transfer.type is TransferType.DEBIT else transfer.type.value
+            await ledger.schedule(
+                conn, op_id, op.operator, action, transfer_payload(transfer), rt.policy.recovery_after_s
+            )
+            return _Begun(op_id=op_id, transfer=transfer)
+
+    async def _plan(
+        self, conn: asyncpg.Connection, op: Operation, op_id: int, caps: Capabilities
+    ) -> Transfer | None:
+        """Check the rules for a new operation and return the transfer it needs, if any."""
+        policy = self.runtime(op.operator).policy
+        if op.kind is Kind.DEBIT:
+            round_ = await ledger.lock_round(conn, op, op.round_id, create=True)
+            rules.check_debit(op, policy, round_)
+            return self._transfer(op, TransferType.DEBIT, op.amount_minor or 0)
+        if op.kind is Kind.CREDIT:
+            create = not rules.credit_needs_bet(op, caps)
+            round_ = await ledger.lock_round(conn, op, op.round_id, create=create)
+            rules.check_credit(op, caps, round_)
+            # A credit's intent counts at once: a rollback of its round's bet is now refused.
+            await ledger.change_round(
+                conn, op.provider, op.operator, op.player_id, op.round_id, "win", op.amount_minor or 0
+            )
+            return self._transfer(op, TransferType.CREDIT, op.amount_minor or 0)
+        if op.kind is Kind.ROLLBACK:
+            return await self._plan_rollback(conn, op, caps)
+        round_ = await ledger.lock_round(conn, op, op.round_id, create=True)
+        if round_ is not None:
+            await ledger.change_round(conn, op.provider, op.operator, op.player_id, op.round_id, "close")
+        return None
+
+    async def _plan_rollback(
+        self, conn: asyncpg.Connection, op: Operation, caps: Capabilities
+    ) -> Transfer | None:
+        assert op.reference_id is not None
+        target_kind = op.reference_kind
+        if target_kind is Kind.DEBIT:
+            # The rollback claims the debit's own key: a debit arriving later, or at this very
+            # moment on another node, meets the UNIQUE constraint and finds the tombstone.
+            tombstone = Operation(
+                kind=Kind.DEBIT, provider=op.provider, operator=op.operator, player_id=op.player_id,
+                currency=op.currency, external_id=op.reference_id, amount_minor=op.amount_minor,
+                round_id=op.round_id, game_id=op.game_id, scope_by_player=op.scope_by_player,
+            )
+            if await ledger.claim(conn, tombstone, State.TOMBSTONE) is not None:
+                return None
+        target = await ledger.find(conn, op.provider, op.scope, target_kind, op.reference_id, lock=True)
+        if target is None:
+            raise RejectedError(Reason.BET_NOT_FOUND, "no such transaction to roll back")
+        if (target["operator"], target["player_id"]) != (op.operator, op.player_id):
+            raise MismatchError("player")
+        if op.amount_minor is not None and target["state"] == State.APPLIED.value and (
+            op.amount_minor != target["amount_minor"]
+        ):
+            raise MismatchError("amount")
+        round_ = await ledger.lock_round(conn, op, target["round_id"], create=False)
+        if not rules.check_rollback_target(caps, target, round_):
+            return None
+        await ledger.mark_reversed(conn, target["id"])
+        change = "refund" if target_kind is Kind.DEBIT else "unwin"
+        await ledger.change_round(
+            conn, op.provider, op.operator, op.player_id, target["round_id"], change,
+            target["amount_minor"],
+        )
+        reverses = TransferType.DEBIT if target_kind is Kind.DEBIT else TransferType.CREDIT
+        return self._transfer(
+            op, TransferType.ROLLBACK, target["amount_minor"], round_id=target["round_id"],
+            reference=str(target["transaction_id"]), reverses=reverses,
+        )
+
+    @staticmethod
+    def _transfer(
+        op: Operation, type_: TransferType, amount_minor: int, *, round_id: str | None = None,
+        reference: str | None = None, reverses: TransferType | None = None,
+    ) -> Transfer:
+        return Transfer(
+            type=type_, transaction_id=str(op.transaction_id), provider=op.provider,
+            operator=op.operator, player_id=op.player_id, currency=op.currency,
+            amount_minor=amount_minor, round_id=round_id or op.round_id, game_id=op.game_id,
+            credit_kind=op.credit_kind if type_ is TransferType.CREDIT else None,
+            reference_transaction_id=reference, reverses=reverses,
+        )
+
+    async def _is_tombstone(self, conn: asyncpg.Connection, op: Operation) -> bool:
+        if op.kind is not Kind.ROLLBACK or op.reference_kind is not Kind.DEBIT:
+            return False
+        assert op.reference_id is not None
+        target = await ledger.find(conn, op.provider, op.scope, Kind.DEBIT, op.reference_id)
+        return target is not None and target["state"] == State.TOMBSTONE.value
+
+    async def _replay(
+        self, conn: asyncpg.Connection, rt: OperatorRuntime, op: Operation, stored: asyncpg.Record
+    ) -> _Begun:
+        """Answer a repeat of a stored operation; no money moves."""
+        state = State(stored["state"])
+        if state is State.TOMBSTONE:
+            error = RejectedError(Reason.TRANSACTION_ROLLED_BACK, "this transaction was rolled back")
+            return _Begun(error=error)
+        rules.check_repeat(op, stored)
+        if state is State.PENDING or (state is State.QUEUED and rt.policy.answer_after_operator):
+            raise InProgressError("the same operation is being applied")
+        if state is State.REJECTED:
+            reason = Reason(stored["reason"])
+            return _Begun(error=RejectedError(reason, reason.value, stored["balance_minor"]))
+        result = Result(
+            op.transaction_id, op.currency, stored["balance_minor"], replay=True,
+            tombstone=await self._is_tombstone(conn, op), queued=state is State.QUEUED,
+        )
+        return _Begun(result=result, needs_balance=True)
+
+    async def _with_current_balance(
+        self, conn: asyncpg.Connection, rt: OperatorRuntime, op: Operation, result: Result
+    ) -> Result:
+        try:
+            reply = await rt.backend.balance(conn, op.operator, op.player_id, op.currency)
+        except UnavailableError:
+            reply = None
+        balance = reply.balance_minor if reply is not None and reply.ok else None
+        if balance is None:
+            balance = result.balance_minor
+        if balance is None:
+            balance = await ledger.last_known_balance(conn, op.operator, op.player_id)
+        return Result(
+            result.transaction_id, result.currency, balance, replay=result.replay,
+            tombstone=result.tombstone, queued=result.queued,
+        )

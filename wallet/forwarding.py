@@ -1,0 +1,209 @@
+"""Settling operations with the operator's answer, inline or from the outbox, and never twice."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+import asyncpg
+import orjson
+
+from wallet import ledger
+from wallet.backends.base import OperatorWallet
+from wallet.errors import Reason, RejectedError, UnavailableError
+from wallet.metrics import Metrics
+from wallet.operations import (
+    TRANSACTION_NAMESPACE,
+    CreditKind,
+    Reply,
+    ReplyStatus,
+    Result,
+    State,
+    Transfer,
+    TransferType,
+)
+from wallet.policy import OperatorPolicy
+
+log = logging.getLogger(__name__)
+
+# Refusals after which the operator certainly did not take the debit, so no rollback is sent.
+# Any other answer to a debit gets a rollback too, as the hub88 rules advise: it costs nothing.
+_DEBIT_NOT_TAKEN = frozenset({
+    ReplyStatus.INSUFFICIENT_FUNDS, ReplyStatus.LIMIT_EXCEEDED, ReplyStatus.PLAYER_BLOCKED,
+    ReplyStatus.PLAYER_NOT_FOUND, ReplyStatus.CURRENCY_MISMATCH,
+})
+MAX_BACKOFF_S = 300.0
+
+
+def transfer_payload(transfer: Transfer) -> dict[str, Any]:
+    """Return a transfer as the JSON the outbox stores."""
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(transfer).items()}
+
+
+def transfer_from_payload(payload: dict[str, Any]) -> Transfer:
+    """Rebuild a transfer from its outbox JSON."""
+    data = dict(payload)
+    data["type"] = TransferType(data["type"])
+    data["credit_kind"] = CreditKind(data["credit_kind"]) if data.get("credit_kind") else None
+    data["reverses"] = TransferType(data["reverses"]) if data.get("reverses") else None
+    return Transfer(**data)
+
+
+def cancel_of(debit: Transfer) -> Transfer:
+    """Return the rollback that cancels a debit whose outcome is unknown, with a stable id."""
+    cancel_id = uuid.uuid5(TRANSACTION_NAMESPACE, f"cancel|{debit.transaction_id}")
+    return Transfer(
+        type=TransferType.ROLLBACK, transaction_id=str(cancel_id), provider=debit.provider,
+        operator=debit.operator, player_id=debit.player_id, currency=debit.currency,
+        amount_minor=debit.amount_minor, round_id=debit.round_id, game_id=debit.game_id,
+        reference_transaction_id=debit.transaction_id, reverses=TransferType.DEBIT,
+    )
+
+
+def _signed(transfer: Transfer) -> int:
+    gives = transfer.type is TransferType.CREDIT or (
+        transfer.type is TransferType.ROLLBACK and transfer.reverses is TransferType.DEBIT
+    )
+    return transfer.amount_minor if gives else -transfer.amount_minor
+
+
+class Forwarder:
+    """Turns the operator's answers into stored outcomes; shared by requests and the outbox."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def settle(
+        self, conn: asyncpg.Connection, row: asyncpg.Record, transfer: Transfer, reply: Reply
+    ) -> Result | RejectedError:
+        """Record a definite answer for a pending operation; call inside a transaction."""
+        op_id = row["id"]
+        if reply.ok:
+            await ledger.finish(conn, op_id, State.APPLIED, None, reply.balance_minor)
+            await ledger.add_entry(conn, op_id, row, _signed(transfer))
+            if transfer.type is TransferType.DEBIT:
+                await ledger.change_round(
+                    conn, row["provider"], row["operator"], row["player_id"], row["round_id"],
+                    "bet", transfer.amount_minor,
+                )
+            return Result(row["transaction_id"], row["currency"], reply.balance_minor)
+        reason = reply.reason
+        await ledger.finish(conn, op_id, State.REJECTED, reason, reply.balance_minor)
+        await self._undo_intent(conn, row, transfer)
+        return RejectedError(reason, reply.status.value, reply.balance_minor)
+
+    async def _undo_intent(self, conn: asyncpg.Connection, row: asyncpg.Record, transfer: Transfer) -> None:
+        """Take back the round changes a credit or rollback counted when it was first taken."""
+        key = (row["provider"], row["operator"], row["player_id"])
+        if transfer.type is TransferType.CREDIT:
+            await ledger.change_round(conn, *key, row["round_id"], "unwin", transfer.amount_minor)
+        elif transfer.type is TransferType.ROLLBACK and transfer.reference_transaction_id:
+            target = await conn.fetchrow(
+                "SELECT id, round_id FROM croupier.operations WHERE transaction_id = $1",
+                uuid.UUID(transfer.reference_transaction_id),
+            )
+            if target is not None:
+                await ledger.mark_reversed(conn, target["id"], reversed_=False)
+                change = "unrefund" if transfer.reverses is TransferType.DEBIT else "win"
+                await ledger.change_round(conn, *key, target["round_id"], change, transfer.amount_minor)
+
+    async def forward(
+        self, conn: asyncpg.Connection, policy: OperatorPolicy, backend: OperatorWallet,
+        op_id: int, transfer: Transfer,
+    ) -> Result:
+        """Call the operator for a pending operation, settle what it answers, and return or raise."""
+        is_debit = transfer.type is TransferType.DEBIT
+        deadline_s = policy.debit_deadline_s if is_debit else policy.credit_deadline_s
+        try:
+            reply: Reply | None = await backend.transfer(conn, transfer, deadline_s)
+        except UnavailableError:
+            reply = None
+        async with conn.transaction():
+            row = await ledger.lock_operation(conn, op_id)
+            untouched = await ledger.outbox_untouched(conn, op_id)
+            if row["state"] != State.PENDING.value:
+                outcome = self._from_row(row)
+            elif is_debit:
+                outcome = await self._settle_debit(conn, row, transfer, reply, untouched)
+            else:
+                outcome = await self._settle_owed(conn, policy, row, transfer, reply)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def _settle_debit(
+        self, conn: asyncpg.Connection, row: asyncpg.Record, transfer: Transfer,
+        reply: Reply | None, untouched: bool,
+    ) -> Result | RejectedError:
+        op_id = row["id"]
+        if reply is not None and untouched and (reply.ok or reply.status in _DEBIT_NOT_TAKEN):
+            await ledger.cancel(conn, op_id)
+            return await self.settle(conn, row, transfer, reply)
+        # Unknown, refused oddly, or the outbox already began cancelling it: the bet is rolled
+        # back at the operator and refused here, never left half-applied.
+        await ledger.hurry(conn, op_id)
+        await ledger.finish(conn, op_id, State.REJECTED, Reason.OPERATOR_UNKNOWN)
+        return RejectedError(Reason.OPERATOR_UNKNOWN, "the operator's wallet did not answer in time")
+
+    async def _settle_owed(
+        self, conn: asyncpg.Connection, policy: OperatorPolicy, row: asyncpg.Record,
+        transfer: Transfer, reply: Reply | None,
+    ) -> Result | Exception:
+        op_id = row["id"]
+        if reply is not None:
+            # A definite answer: whatever the outbox does with its copy, the operator dedupes it.
+            await ledger.cancel(conn, op_id)
+            return await self.settle(conn, row, transfer, reply)
+        await ledger.hurry(conn, op_id)
+        await ledger.finish(conn, op_id, State.QUEUED)
+        if policy.answer_after_operator:
+            return UnavailableError("taken, and queued for delivery to the operator")
+        last = await ledger.last_known_balance(conn, row["operator"], row["player_id"])
+        hint = None if last is None else last + _signed(transfer)
+        return Result(row["transaction_id"], row["currency"], hint, queued=True)
+
+    @staticmethod
+    def _from_row(row: asyncpg.Record) -> Result | Exception:
+        """Answer from what the outbox worker already settled."""
+        if row["state"] == State.APPLIED.value:
+            return Result(row["transaction_id"], row["currency"], row["balance_minor"])
+        if row["state"] == State.QUEUED.value:
+            return Result(row["transaction_id"], row["currency"], row["balance_minor"], queued=True)
+        reason = Reason(row["reason"]) if row["reason"] else Reason.OPERATOR_UNKNOWN
+        return RejectedError(reason, reason.value, row["balance_minor"])
+
+    async def deliver(
+        self, conn: asyncpg.Connection, backend: OperatorWallet, item: asyncpg.Record, timeout_s: float
+    ) -> bool:
+        """Deliver one leased outbox row; return whether it is finished."""
+        transfer = transfer_from_payload(orjson.loads(item["payload"]))
+        action = item["action"]
+        sent = cancel_of(transfer) if action == "cancel_debit" else transfer
+        if item["attempts"] > 1:
+            self.metrics.operator_retries.labels(item["operator"], sent.type.value).inc()
+        try:
+            reply: Reply | None = await backend.transfer(conn, sent, timeout_s)
+        except UnavailableError as exc:
+            reply, error = None, str(exc)
+        async with conn.transaction():
+            row = await ledger.lock_operation(conn, item["operation_id"])
+            if reply is None:
+                backoff_s = min(MAX_BACKOFF_S, 2.0 ** min(item["attempts"], 9))
+                await ledger.retry_later(conn, item["id"], backoff_s, error)
+                self.metrics.outbox_delivered.labels(item["operator"], action, "retry").inc()
+                return False
+            pending = row["state"] in (State.PENDING.value, State.QUEUED.value)
+            if action == "cancel_debit":
+                if pending:
+                    await ledger.finish(conn, row["id"], State.REJECTED, Reason.OPERATOR_UNKNOWN)
+            elif pending:
+                await self.settle(conn, row, transfer, reply)
+            done = "delivered" if reply.ok else "dead"
+            if not reply.ok:
+                log.error("operator %s refused %s %s: %s", item["operator"], action,
+                          sent.transaction_id, reply.status.value)
+            await ledger.outbox_done(conn, item["id"], done, None if reply.ok else reply.status.value)
+            self.metrics.outbox_delivered.labels(item["operator"], action, done).inc()
+            return True
