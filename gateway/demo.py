@@ -1,0 +1,226 @@
+"""`croupier demo`: a gateway, a reference operator wallet and a simulated provider, playing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import random
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+
+from gateway import keys
+from gateway.app import create_app
+from gateway.runtime import ensure_database
+from gateway.settings import OperatorSettings, Settings
+from providers.base import ProviderConfig
+from providers.generic.simulator import Answer, GenericSimulator
+from wallet.backends.ledger import open_account
+from wallet.money import CurrencyTable, format_major
+from wallet.pam import store as pam_store
+from wallet.pam.server import PAM_POOL, create_pam_app
+from wallet.pam.settings import PamSettings
+from wallet.policy import OperatorPolicy
+from wallet.signing import Signer
+
+CURRENCY = "EUR"
+OPENING_MINOR = 100_000
+SEAMLESS, LEDGER = "demo-casino", "demo-ledger"
+
+
+@dataclass
+class Tally:
+    """What the simulated provider did and what it was answered."""
+
+    rounds: int = 0
+    bets: int = 0
+    bets_minor: int = 0
+    wins: int = 0
+    wins_minor: int = 0
+    rollbacks: int = 0
+    replays: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+
+    def refuse(self, answer: Answer) -> None:
+        """Count a refusal by its code."""
+        code = answer.code or "UNKNOWN"
+        self.refused[code] = self.refused.get(code, 0) + 1
+
+
+@dataclass(frozen=True)
+class PlayerCheck:
+    """One player's money as the operator holds it and as the gateway's ledger explains it."""
+
+    operator: str
+    player_id: str
+    opening_minor: int
+    operator_minor: int
+    ledger_minor: int
+
+    @property
+    def agrees(self) -> bool:
+        """Return whether opening balance plus ledger entries equals the operator's balance."""
+        return self.opening_minor + self.ledger_minor == self.operator_minor
+
+
+@contextlib.asynccontextmanager
+async def _serve(app: web.Application) -> AsyncIterator[str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr] # noqa: SLF001
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def _round(sim: GenericSimulator, rng: random.Random, player: tuple[str, str], tally: Tally) -> None:
+    player_id, token = player
+    round_id = uuid.uuid4().hex
+    stake_minor = rng.randrange(100, 501, 50)
+    stake = format_major(stake_minor, CurrencyTable().get(CURRENCY))
+    tx_id, answer = await sim.bet(token, player_id, CURRENCY, stake, round_id)
+    tally.rounds += 1
+    if not answer.ok:
+        tally.refuse(answer)
+        return
+    tally.bets += 1
+    tally.bets_minor += stake_minor
+    if rng.random() < 0.05:  # a provider retrying a bet it never saw answered: must replay
+        _, again = await sim.bet(token, player_id, CURRENCY, stake, round_id, tx_id=tx_id)
+        tally.replays += int(bool(again.body.get("replay")))
+    if rng.random() < 0.05:  # the game failed: the provider refunds the bet
+        refund = await sim.rollback(player_id, CURRENCY, tx_id, round_id)
+        tally.rollbacks += int(refund.ok)
+        return
+    win_minor = rng.choice((0, 0, 0, stake_minor // 2, stake_minor, stake_minor * 2, stake_minor * 5))
+    if win_minor or rng.random() < 0.5:  # zero wins are sent too, as many studios do
+        win = await sim.win(player_id, CURRENCY, format_major(win_minor, CurrencyTable().get(CURRENCY)), round_id)
+        if win.ok:
+            tally.wins += 1
+            tally.wins_minor += win_minor
+        else:
+            tally.refuse(win)
+    await sim.end_round(player_id, CURRENCY, round_id)
+
+
+async def _checks(app: web.Application, pam_app: web.Application, players: list[tuple[str, str]]) -> list[PlayerCheck]:
+    pool = app[keys.PG_POOL]
+    result = []
+    for operator, player_id in players:
+        ledger_minor = await pool.fetchval(
+            "SELECT coalesce(sum(amount_minor), 0) FROM croupier.entries"
+            " WHERE operator = $1 AND player_id = $2 AND currency = $3",
+            operator, player_id, CURRENCY,
+        )
+        if operator == SEAMLESS:
+            account = await pam_store.get_player(pam_app[PAM_POOL], player_id)
+            held = account.balance_minor if account else -1
+        else:
+            held = await pool.fetchval(
+                "SELECT balance_minor FROM croupier.accounts WHERE operator = $1 AND player_id = $2",
+                operator, player_id,
+            )
+        result.append(PlayerCheck(operator, player_id, OPENING_MINOR, held, int(ledger_minor)))
+    return result
+
+
+async def _drain_outbox(app: web.Application) -> int:
+    """Let the outbox deliver everything owed; return what is still waiting."""
+    depth = 0
+    for _ in range(50):
+        await app[keys.OUTBOX].run_once()
+        depth = await app[keys.PG_POOL].fetchval(
+            "SELECT count(*) FROM croupier.outbox WHERE state = 'scheduled'"
+            " AND (attempts > 0 OR due_at <= now())"
+        )
+        pending = await app[keys.PG_POOL].fetchval(
+            "SELECT count(*) FROM croupier.operations WHERE state IN ('pending', 'queued')"
+        )
+        if depth == 0 and pending == 0:
+            return 0
+        await asyncio.sleep(0.1)
+    return int(depth)
+
+
+async def run_demo(base: Settings, rounds: int, players: int, seed: int) -> tuple[Tally, list[PlayerCheck], int]:
+    """Play `rounds` rounds for `players` players across a seamless and a ledger operator."""
+    assert base.database_url is not None
+    gateway_db = await ensure_database(base.database_url, "croupier_demo", fresh=True)
+    pam_db = await ensure_database(base.database_url, "croupier_demo_pam", fresh=True)
+    pam_secret, provider_secret = secrets.token_bytes(32), secrets.token_bytes(32)
+    pam_app = create_pam_app(PamSettings(pam_db, {"pam-1": pam_secret}))
+    rng = random.Random(seed)  # noqa: S311 -- simulated provider behaviour, not game outcomes
+    tally = Tally()
+    async with _serve(pam_app) as pam_url:
+        settings = dataclasses.replace(
+            base,
+            database_url=gateway_db,
+            operators={
+                SEAMLESS: OperatorSettings(
+                    OperatorPolicy(SEAMLESS), "seamless", pam_url, "pam-1", pam_secret
+                ),
+                LEDGER: OperatorSettings(OperatorPolicy(LEDGER)),
+            },
+            providers={"generic": ProviderConfig("generic", {"gen-1": provider_secret})},
+        )
+        app = create_app(settings)
+        async with _serve(app) as gateway_url, aiohttp.ClientSession() as http:
+            roster: list[tuple[str, str]] = []
+            sims: dict[str, GenericSimulator] = {}
+            tokens: list[tuple[str, tuple[str, str]]] = []
+            for n in range(players):
+                operator = SEAMLESS if n % 2 == 0 else LEDGER
+                player_id = f"player-{n:03d}"
+                if operator == SEAMLESS:
+                    await pam_store.set_player(pam_app[PAM_POOL], player_id, CURRENCY, OPENING_MINOR)
+                else:
+                    async with app[keys.PG_POOL].acquire() as conn:
+                        await open_account(conn, operator, player_id, CURRENCY, OPENING_MINOR)
+                session = await app[keys.SESSIONS].create(operator, player_id, CURRENCY, "generic", "demo-slot")
+                roster.append((operator, player_id))
+                tokens.append((operator, (player_id, session.token)))
+                sims.setdefault(operator, GenericSimulator(
+                    gateway_url, Signer("gen-1", provider_secret), http, operator
+                ))
+            gate = asyncio.Semaphore(16)
+
+            async def one(i: int) -> None:
+                operator, player = tokens[i % len(tokens)]
+                async with gate:
+                    await _round(sims[operator], rng, player, tally)
+
+            await asyncio.gather(*(one(i) for i in range(rounds)))
+            waiting = await _drain_outbox(app)
+            checks = await _checks(app, pam_app, roster)
+    return tally, checks, waiting
+
+
+def print_report(tally: Tally, checks: list[PlayerCheck], waiting: int) -> bool:
+    """Print the demo's summary and return whether the ledger and the operators agree."""
+    eur = CurrencyTable().get(CURRENCY)
+    print(f"rounds played      {tally.rounds}")  # noqa: T201
+    print(f"bets               {tally.bets}  ({format_major(tally.bets_minor, eur)} {CURRENCY})")  # noqa: T201
+    print(f"wins               {tally.wins}  ({format_major(tally.wins_minor, eur)} {CURRENCY})")  # noqa: T201
+    print(f"rollbacks          {tally.rollbacks}")  # noqa: T201
+    print(f"replayed retries   {tally.replays}")  # noqa: T201
+    print(f"refusals           {tally.refused or 'none'}")  # noqa: T201
+    print(f"outbox waiting     {waiting}")  # noqa: T201
+    print("\noperator      player      opening    operator    ledger-explained  agree")  # noqa: T201
+    for c in checks:
+        explained = format_major(c.opening_minor + c.ledger_minor, eur)
+        print(  # noqa: T201
+            f"{c.operator:<13} {c.player_id:<10} {format_major(c.opening_minor, eur):>9} "
+            f"{format_major(c.operator_minor, eur):>11} {explained:>17}  {'yes' if c.agrees else 'NO'}"
+        )
+    agree = waiting == 0 and all(c.agrees for c in checks)
+    verdict = "AGREE" if agree else "DISAGREE"
+    print(f"\ngateway ledger and operator balances: {verdict} ({len(checks)} players)")  # noqa: T201
+    return agree
