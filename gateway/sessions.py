@@ -36,13 +36,23 @@ class SessionStore:
         return f"{self.prefix}:session:{token}"
 
     async def create(
-        self, operator: str, player_id: str, currency: str, provider: str, game_id: str,
+        self,
+        operator: str,
+        player_id: str,
+        currency: str,
+        provider: str,
+        game_id: str,
         ttl_s: int = DEFAULT_TTL_S,
     ) -> Session:
         """Open a session and return it with a fresh unguessable token."""
         session = Session(
-            token=secrets.token_urlsafe(24), operator=operator, player_id=player_id,
-            currency=currency, provider=provider, game_id=game_id, created_at=time.time(),
+            token=secrets.token_urlsafe(24),
+            operator=operator,
+            player_id=player_id,
+            currency=currency,
+            provider=provider,
+            game_id=game_id,
+            created_at=time.time(),
         )
         await self.redis.set(self._key(session.token), orjson.dumps(asdict(session)), ex=ttl_s)
         return session

@@ -77,8 +77,11 @@ def _operator(name: str, raw: Mapping[str, Any]) -> OperatorSettings:
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise SettingsError(f"operator {name}: a seamless backend needs wallet_url")
     return OperatorSettings(
-        policy=policy, backend=backend, wallet_url=url,
-        key_id=str(raw.get("key_id", "")), secret=_secret(raw.get("secret"), f"operator {name}"),
+        policy=policy,
+        backend=backend,
+        wallet_url=url,
+        key_id=str(raw.get("key_id", "")),
+        secret=_secret(raw.get("secret"), f"operator {name}"),
     )
 
 

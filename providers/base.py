@@ -13,10 +13,9 @@ from wallet.errors import Reason
 from wallet.policy import Capabilities
 
 if TYPE_CHECKING:
+    from providers.context import ProviderContext
     from wallet.errors import WalletError
     from wallet.operations import Operation, Result
-
-    from providers.context import ProviderContext
 
 CALLBACK_BODY_LIMIT = 64 * 1024
 
@@ -57,15 +56,11 @@ class Adapter(ABC):
         """Raise AuthenticationError unless the request is really from the provider."""
 
     @abstractmethod
-    async def parse(
-        self, route: Route, request: web.Request, body: bytes, ctx: ProviderContext
-    ) -> Operation:
+    async def parse(self, route: Route, request: web.Request, body: bytes, ctx: ProviderContext) -> Operation:
         """Turn a verified request into one canonical operation; raise InvalidRequestError."""
 
     @abstractmethod
-    def render(
-        self, route: Route, op: Operation, result: Result, ctx: ProviderContext
-    ) -> web.StreamResponse:
+    def render(self, route: Route, op: Operation, result: Result, ctx: ProviderContext) -> web.StreamResponse:
         """Answer a successful operation in the native format."""
 
     @abstractmethod

@@ -22,9 +22,10 @@ def postgres_url() -> Iterator[str]:
     if external:
         yield external
         return
-    with tempfile.TemporaryDirectory(prefix="croupier-pg-") as tmp, embedded_postgres(
-        Path(tmp) / "data", delete=True
-    ) as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="croupier-pg-") as tmp,
+        embedded_postgres(Path(tmp) / "data", delete=True) as url,
+    ):
         yield url
 
 
@@ -35,9 +36,10 @@ def redis_url() -> Iterator[str]:
     if external:
         yield external
         return
-    with tempfile.TemporaryDirectory(prefix="croupier-redis-") as tmp, embedded_redis(
-        Path(tmp)
-    ) as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="croupier-redis-") as tmp,
+        embedded_redis(Path(tmp)) as url,
+    ):
         yield url
 
 
@@ -66,11 +68,11 @@ async def fresh_db(postgres_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def fresh_redis(redis_url: str) -> AsyncIterator[str]:
+async def fresh_redis(redis_url: str) -> str:
     """Yield the Redis URL after flushing it, so each test starts with no sessions."""
     client = aioredis.from_url(redis_url)
     try:
         await client.flushdb()
     finally:
         await client.aclose()
-    yield redis_url
+    return redis_url

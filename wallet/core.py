@@ -9,6 +9,7 @@ import asyncpg
 
 from wallet import ledger, rules
 from wallet.backends.base import OperatorWallet
+from wallet.db import Connection
 from wallet.errors import (
     InProgressError,
     InvalidRequestError,
@@ -126,7 +127,7 @@ class Wallet:
             raise InvalidRequestError("this protocol has no rollback of a credit")
 
     async def _begin(
-        self, conn: asyncpg.Connection, rt: OperatorRuntime, op: Operation, caps: Capabilities
+        self, conn: Connection, rt: OperatorRuntime, op: Operation, caps: Capabilities
     ) -> _Begun:
         async with conn.transaction():
             op_id = await ledger.claim(conn, op, State.PENDING)
@@ -154,13 +155,16 @@ class Wallet:
                 return _Begun(result=outcome)
             action = "cancel_debit" if transfer.type is TransferType.DEBIT else transfer.type.value
             await ledger.schedule(
-                conn, op_id, op.operator, action, transfer_payload(transfer), rt.policy.recovery_after_s
+                conn,
+                op_id,
+                op.operator,
+                action,
+                transfer_payload(transfer),
+                rt.policy.recovery_after_s,
             )
             return _Begun(op_id=op_id, transfer=transfer)
 
-    async def _plan(
-        self, conn: asyncpg.Connection, op: Operation, op_id: int, caps: Capabilities
-    ) -> Transfer | None:
+    async def _plan(self, conn: Connection, op: Operation, op_id: int, caps: Capabilities) -> Transfer | None:
         """Check the rules for a new operation and return the transfer it needs, if any."""
         policy = self.runtime(op.operator).policy
         if op.kind is Kind.DEBIT:
@@ -173,7 +177,13 @@ class Wallet:
             rules.check_credit(op, caps, round_)
             # A credit's intent counts at once: a rollback of its round's bet is now refused.
             await ledger.change_round(
-                conn, op.provider, op.operator, op.player_id, op.round_id, "win", op.amount_minor or 0
+                conn,
+                op.provider,
+                op.operator,
+                op.player_id,
+                op.round_id,
+                "win",
+                op.amount_minor or 0,
             )
             return self._transfer(op, TransferType.CREDIT, op.amount_minor or 0)
         if op.kind is Kind.ROLLBACK:
@@ -183,18 +193,23 @@ class Wallet:
             await ledger.change_round(conn, op.provider, op.operator, op.player_id, op.round_id, "close")
         return None
 
-    async def _plan_rollback(
-        self, conn: asyncpg.Connection, op: Operation, caps: Capabilities
-    ) -> Transfer | None:
+    async def _plan_rollback(self, conn: Connection, op: Operation, caps: Capabilities) -> Transfer | None:
         assert op.reference_id is not None
         target_kind = op.reference_kind
         if target_kind is Kind.DEBIT:
             # The rollback claims the debit's own key: a debit arriving later, or at this very
             # moment on another node, meets the UNIQUE constraint and finds the tombstone.
             tombstone = Operation(
-                kind=Kind.DEBIT, provider=op.provider, operator=op.operator, player_id=op.player_id,
-                currency=op.currency, external_id=op.reference_id, amount_minor=op.amount_minor,
-                round_id=op.round_id, game_id=op.game_id, scope_by_player=op.scope_by_player,
+                kind=Kind.DEBIT,
+                provider=op.provider,
+                operator=op.operator,
+                player_id=op.player_id,
+                currency=op.currency,
+                external_id=op.reference_id,
+                amount_minor=op.amount_minor,
+                round_id=op.round_id,
+                game_id=op.game_id,
+                scope_by_player=op.scope_by_player,
             )
             if await ledger.claim(conn, tombstone, State.TOMBSTONE) is not None:
                 return None
@@ -203,8 +218,10 @@ class Wallet:
             raise RejectedError(Reason.BET_NOT_FOUND, "no such transaction to roll back")
         if (target["operator"], target["player_id"]) != (op.operator, op.player_id):
             raise MismatchError("player")
-        if op.amount_minor is not None and target["state"] == State.APPLIED.value and (
-            op.amount_minor != target["amount_minor"]
+        if (
+            op.amount_minor is not None
+            and target["state"] == State.APPLIED.value
+            and (op.amount_minor != target["amount_minor"])
         ):
             raise MismatchError("amount")
         round_ = await ledger.lock_round(conn, op, target["round_id"], create=False)
@@ -213,29 +230,50 @@ class Wallet:
         await ledger.mark_reversed(conn, target["id"])
         change = "refund" if target_kind is Kind.DEBIT else "unwin"
         await ledger.change_round(
-            conn, op.provider, op.operator, op.player_id, target["round_id"], change,
+            conn,
+            op.provider,
+            op.operator,
+            op.player_id,
+            target["round_id"],
+            change,
             target["amount_minor"],
         )
         reverses = TransferType.DEBIT if target_kind is Kind.DEBIT else TransferType.CREDIT
         return self._transfer(
-            op, TransferType.ROLLBACK, target["amount_minor"], round_id=target["round_id"],
-            reference=str(target["transaction_id"]), reverses=reverses,
+            op,
+            TransferType.ROLLBACK,
+            target["amount_minor"],
+            round_id=target["round_id"],
+            reference=str(target["transaction_id"]),
+            reverses=reverses,
         )
 
     @staticmethod
     def _transfer(
-        op: Operation, type_: TransferType, amount_minor: int, *, round_id: str | None = None,
-        reference: str | None = None, reverses: TransferType | None = None,
+        op: Operation,
+        type_: TransferType,
+        amount_minor: int,
+        *,
+        round_id: str | None = None,
+        reference: str | None = None,
+        reverses: TransferType | None = None,
     ) -> Transfer:
         return Transfer(
-            type=type_, transaction_id=str(op.transaction_id), provider=op.provider,
-            operator=op.operator, player_id=op.player_id, currency=op.currency,
-            amount_minor=amount_minor, round_id=round_id or op.round_id, game_id=op.game_id,
+            type=type_,
+            transaction_id=str(op.transaction_id),
+            provider=op.provider,
+            operator=op.operator,
+            player_id=op.player_id,
+            currency=op.currency,
+            amount_minor=amount_minor,
+            round_id=round_id or op.round_id,
+            game_id=op.game_id,
             credit_kind=op.credit_kind if type_ is TransferType.CREDIT else None,
-            reference_transaction_id=reference, reverses=reverses,
+            reference_transaction_id=reference,
+            reverses=reverses,
         )
 
-    async def _is_tombstone(self, conn: asyncpg.Connection, op: Operation) -> bool:
+    async def _is_tombstone(self, conn: Connection, op: Operation) -> bool:
         if op.kind is not Kind.ROLLBACK or op.reference_kind is not Kind.DEBIT:
             return False
         assert op.reference_id is not None
@@ -243,7 +281,7 @@ class Wallet:
         return target is not None and target["state"] == State.TOMBSTONE.value
 
     async def _replay(
-        self, conn: asyncpg.Connection, rt: OperatorRuntime, op: Operation, stored: asyncpg.Record
+        self, conn: Connection, rt: OperatorRuntime, op: Operation, stored: asyncpg.Record
     ) -> _Begun:
         """Answer a repeat of a stored operation; no money moves."""
         state = State(stored["state"])
@@ -257,13 +295,17 @@ class Wallet:
             reason = Reason(stored["reason"])
             return _Begun(error=RejectedError(reason, reason.value, stored["balance_minor"]))
         result = Result(
-            op.transaction_id, op.currency, stored["balance_minor"], replay=True,
-            tombstone=await self._is_tombstone(conn, op), queued=state is State.QUEUED,
+            op.transaction_id,
+            op.currency,
+            stored["balance_minor"],
+            replay=True,
+            tombstone=await self._is_tombstone(conn, op),
+            queued=state is State.QUEUED,
         )
         return _Begun(result=result, needs_balance=True)
 
     async def _with_current_balance(
-        self, conn: asyncpg.Connection, rt: OperatorRuntime, op: Operation, result: Result
+        self, conn: Connection, rt: OperatorRuntime, op: Operation, result: Result
     ) -> Result:
         try:
             reply = await rt.backend.balance(conn, op.operator, op.player_id, op.currency)
@@ -275,6 +317,10 @@ class Wallet:
         if balance is None:
             balance = await ledger.last_known_balance(conn, op.operator, op.player_id)
         return Result(
-            result.transaction_id, result.currency, balance, replay=result.replay,
-            tombstone=result.tombstone, queued=result.queued,
+            result.transaction_id,
+            result.currency,
+            balance,
+            replay=result.replay,
+            tombstone=result.tombstone,
+            queued=result.queued,
         )

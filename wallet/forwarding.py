@@ -12,6 +12,7 @@ import orjson
 
 from wallet import ledger
 from wallet.backends.base import OperatorWallet
+from wallet.db import Connection
 from wallet.errors import Reason, RejectedError, UnavailableError
 from wallet.metrics import Metrics
 from wallet.operations import (
@@ -30,10 +31,15 @@ log = logging.getLogger(__name__)
 
 # Refusals after which the operator certainly did not take the debit, so no rollback is sent.
 # Any other answer to a debit gets a rollback too, as the hub88 rules advise: it costs nothing.
-_DEBIT_NOT_TAKEN = frozenset({
-    ReplyStatus.INSUFFICIENT_FUNDS, ReplyStatus.LIMIT_EXCEEDED, ReplyStatus.PLAYER_BLOCKED,
-    ReplyStatus.PLAYER_NOT_FOUND, ReplyStatus.CURRENCY_MISMATCH,
-})
+_DEBIT_NOT_TAKEN = frozenset(
+    {
+        ReplyStatus.INSUFFICIENT_FUNDS,
+        ReplyStatus.LIMIT_EXCEEDED,
+        ReplyStatus.PLAYER_BLOCKED,
+        ReplyStatus.PLAYER_NOT_FOUND,
+        ReplyStatus.CURRENCY_MISMATCH,
+    }
+)
 MAX_BACKOFF_S = 300.0
 
 
@@ -55,10 +61,17 @@ def cancel_of(debit: Transfer) -> Transfer:
     """Return the rollback that cancels a debit whose outcome is unknown, with a stable id."""
     cancel_id = uuid.uuid5(TRANSACTION_NAMESPACE, f"cancel|{debit.transaction_id}")
     return Transfer(
-        type=TransferType.ROLLBACK, transaction_id=str(cancel_id), provider=debit.provider,
-        operator=debit.operator, player_id=debit.player_id, currency=debit.currency,
-        amount_minor=debit.amount_minor, round_id=debit.round_id, game_id=debit.game_id,
-        reference_transaction_id=debit.transaction_id, reverses=TransferType.DEBIT,
+        type=TransferType.ROLLBACK,
+        transaction_id=str(cancel_id),
+        provider=debit.provider,
+        operator=debit.operator,
+        player_id=debit.player_id,
+        currency=debit.currency,
+        amount_minor=debit.amount_minor,
+        round_id=debit.round_id,
+        game_id=debit.game_id,
+        reference_transaction_id=debit.transaction_id,
+        reverses=TransferType.DEBIT,
     )
 
 
@@ -76,7 +89,7 @@ class Forwarder:
         self.metrics = metrics
 
     async def settle(
-        self, conn: asyncpg.Connection, row: asyncpg.Record, transfer: Transfer, reply: Reply
+        self, conn: Connection, row: asyncpg.Record, transfer: Transfer, reply: Reply
     ) -> Result | RejectedError:
         """Record a definite answer for a pending operation; call inside a transaction."""
         op_id = row["id"]
@@ -85,8 +98,13 @@ class Forwarder:
             await ledger.add_entry(conn, op_id, row, _signed(transfer))
             if transfer.type is TransferType.DEBIT:
                 await ledger.change_round(
-                    conn, row["provider"], row["operator"], row["player_id"], row["round_id"],
-                    "bet", transfer.amount_minor,
+                    conn,
+                    row["provider"],
+                    row["operator"],
+                    row["player_id"],
+                    row["round_id"],
+                    "bet",
+                    transfer.amount_minor,
                 )
             return Result(row["transaction_id"], row["currency"], reply.balance_minor)
         reason = reply.reason
@@ -94,7 +112,7 @@ class Forwarder:
         await self._undo_intent(conn, row, transfer)
         return RejectedError(reason, reply.status.value, reply.balance_minor)
 
-    async def _undo_intent(self, conn: asyncpg.Connection, row: asyncpg.Record, transfer: Transfer) -> None:
+    async def _undo_intent(self, conn: Connection, row: asyncpg.Record, transfer: Transfer) -> None:
         """Take back the round changes a credit or rollback counted when it was first taken."""
         key = (row["provider"], row["operator"], row["player_id"])
         if transfer.type is TransferType.CREDIT:
@@ -110,8 +128,12 @@ class Forwarder:
                 await ledger.change_round(conn, *key, target["round_id"], change, transfer.amount_minor)
 
     async def forward(
-        self, conn: asyncpg.Connection, policy: OperatorPolicy, backend: OperatorWallet,
-        op_id: int, transfer: Transfer,
+        self,
+        conn: Connection,
+        policy: OperatorPolicy,
+        backend: OperatorWallet,
+        op_id: int,
+        transfer: Transfer,
     ) -> Result:
         """Call the operator for a pending operation, settle what it answers, and return or raise."""
         is_debit = transfer.type is TransferType.DEBIT
@@ -134,8 +156,12 @@ class Forwarder:
         return outcome
 
     async def _settle_debit(
-        self, conn: asyncpg.Connection, row: asyncpg.Record, transfer: Transfer,
-        reply: Reply | None, untouched: bool,
+        self,
+        conn: Connection,
+        row: asyncpg.Record,
+        transfer: Transfer,
+        reply: Reply | None,
+        untouched: bool,
     ) -> Result | RejectedError:
         op_id = row["id"]
         if reply is not None and untouched and (reply.ok or reply.status in _DEBIT_NOT_TAKEN):
@@ -148,8 +174,12 @@ class Forwarder:
         return RejectedError(Reason.OPERATOR_UNKNOWN, "the operator's wallet did not answer in time")
 
     async def _settle_owed(
-        self, conn: asyncpg.Connection, policy: OperatorPolicy, row: asyncpg.Record,
-        transfer: Transfer, reply: Reply | None,
+        self,
+        conn: Connection,
+        policy: OperatorPolicy,
+        row: asyncpg.Record,
+        transfer: Transfer,
+        reply: Reply | None,
     ) -> Result | Exception:
         op_id = row["id"]
         if reply is not None:
@@ -175,7 +205,11 @@ class Forwarder:
         return RejectedError(reason, reason.value, row["balance_minor"])
 
     async def deliver(
-        self, conn: asyncpg.Connection, backend: OperatorWallet, item: asyncpg.Record, timeout_s: float
+        self,
+        conn: Connection,
+        backend: OperatorWallet,
+        item: asyncpg.Record,
+        timeout_s: float,
     ) -> bool:
         """Deliver one leased outbox row; return whether it is finished."""
         transfer = transfer_from_payload(orjson.loads(item["payload"]))
@@ -202,8 +236,13 @@ class Forwarder:
                 await self.settle(conn, row, transfer, reply)
             done = "delivered" if reply.ok else "dead"
             if not reply.ok:
-                log.error("operator %s refused %s %s: %s", item["operator"], action,
-                          sent.transaction_id, reply.status.value)
+                log.error(
+                    "operator %s refused %s %s: %s",
+                    item["operator"],
+                    action,
+                    sent.transaction_id,
+                    reply.status.value,
+                )
             await ledger.outbox_done(conn, item["id"], done, None if reply.ok else reply.status.value)
             self.metrics.outbox_delivered.labels(item["operator"], action, done).inc()
             return True

@@ -7,6 +7,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from wallet.db import Connection
 from wallet.errors import Reason
 from wallet.operations import Kind, Operation, State
 
@@ -20,15 +21,26 @@ _COLUMNS = (
 
 def _values(op: Operation, state: State) -> tuple[Any, ...]:
     return (
-        op.transaction_id, op.provider, op.scope, op.kind.value, op.external_id, op.operator,
-        op.player_id, op.currency, op.amount_minor, op.round_id, op.game_id,
+        op.transaction_id,
+        op.provider,
+        op.scope,
+        op.kind.value,
+        op.external_id,
+        op.operator,
+        op.player_id,
+        op.currency,
+        op.amount_minor,
+        op.round_id,
+        op.game_id,
         op.credit_kind.value if op.kind is Kind.CREDIT else None,
-        op.reference_id, op.reference_kind.value if op.kind is Kind.ROLLBACK else None,
-        op.request_hash(), state.value,
+        op.reference_id,
+        op.reference_kind.value if op.kind is Kind.ROLLBACK else None,
+        op.request_hash(),
+        state.value,
     )
 
 
-async def claim(conn: asyncpg.Connection, op: Operation, state: State) -> int | None:
+async def claim(conn: Connection, op: Operation, state: State) -> int | None:
     """Insert the operation's key row; return its id, or None if the key exists (a repeat)."""
     # ON CONFLICT waits for a concurrent insert of the same key to commit or abort, so the
     # UNIQUE constraint, not timing, decides which copy applies.
@@ -41,19 +53,27 @@ async def claim(conn: asyncpg.Connection, op: Operation, state: State) -> int | 
 
 
 async def find(
-    conn: asyncpg.Connection, provider: str, scope: str, kind: Kind, external_id: str,
-    *, lock: bool = False,
+    conn: Connection,
+    provider: str,
+    scope: str,
+    kind: Kind,
+    external_id: str,
+    *,
+    lock: bool = False,
 ) -> asyncpg.Record | None:
     """Return the stored operation under a key, locked for update if asked."""
     return await conn.fetchrow(
         "SELECT * FROM croupier.operations"
         " WHERE provider = $1 AND scope = $2 AND kind = $3 AND external_id = $4"
         + (" FOR UPDATE" if lock else ""),
-        provider, scope, kind.value, external_id,
+        provider,
+        scope,
+        kind.value,
+        external_id,
     )
 
 
-async def lock_operation(conn: asyncpg.Connection, op_id: int) -> asyncpg.Record:
+async def lock_operation(conn: Connection, op_id: int) -> asyncpg.Record:
     """Return an operation row locked for update."""
     row = await conn.fetchrow("SELECT * FROM croupier.operations WHERE id = $1 FOR UPDATE", op_id)
     assert row is not None
@@ -61,36 +81,47 @@ async def lock_operation(conn: asyncpg.Connection, op_id: int) -> asyncpg.Record
 
 
 async def finish(
-    conn: asyncpg.Connection, op_id: int, state: State,
-    reason: Reason | None = None, balance_minor: int | None = None,
+    conn: Connection,
+    op_id: int,
+    state: State,
+    reason: Reason | None = None,
+    balance_minor: int | None = None,
 ) -> None:
     """Record an operation's outcome and the balance that was answered."""
     await conn.execute(
         "UPDATE croupier.operations SET state = $2, reason = $3, balance_minor = $4,"
         " updated_at = now() WHERE id = $1",
-        op_id, state.value, reason.value if reason else None, balance_minor,
+        op_id,
+        state.value,
+        reason.value if reason else None,
+        balance_minor,
     )
 
 
-async def mark_reversed(conn: asyncpg.Connection, op_id: int, reversed_: bool = True) -> None:
+async def mark_reversed(conn: Connection, op_id: int, reversed_: bool = True) -> None:
     """Mark an applied debit or credit as reversed by a rollback (or undo that mark)."""
     await conn.execute(
         "UPDATE croupier.operations SET reversed = $2, updated_at = now() WHERE id = $1",
-        op_id, reversed_,
+        op_id,
+        reversed_,
     )
 
 
-async def add_entry(conn: asyncpg.Connection, op_id: int, row: asyncpg.Record, signed_minor: int) -> None:
+async def add_entry(conn: Connection, op_id: int, row: asyncpg.Record, signed_minor: int) -> None:
     """Append the money movement of an applied operation."""
     await conn.execute(
         "INSERT INTO croupier.entries (operation_id, operator, player_id, currency, amount_minor)"
         " VALUES ($1, $2, $3, $4, $5)",
-        op_id, row["operator"], row["player_id"], row["currency"], signed_minor,
+        op_id,
+        row["operator"],
+        row["player_id"],
+        row["currency"],
+        signed_minor,
     )
 
 
 async def lock_round(
-    conn: asyncpg.Connection, op: Operation, round_id: str | None, *, create: bool
+    conn: Connection, op: Operation, round_id: str | None, *, create: bool
 ) -> asyncpg.Record | None:
     """Return a round of the operation's player locked for update, creating it first if asked."""
     if round_id is None:
@@ -99,12 +130,20 @@ async def lock_round(
         await conn.execute(
             "INSERT INTO croupier.rounds (provider, operator, player_id, round_id, game_id, currency)"
             " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            op.provider, op.operator, op.player_id, round_id, op.game_id, op.currency,
+            op.provider,
+            op.operator,
+            op.player_id,
+            round_id,
+            op.game_id,
+            op.currency,
         )
     return await conn.fetchrow(
         "SELECT * FROM croupier.rounds"
         " WHERE provider = $1 AND operator = $2 AND player_id = $3 AND round_id = $4 FOR UPDATE",
-        op.provider, op.operator, op.player_id, round_id,
+        op.provider,
+        op.operator,
+        op.player_id,
+        round_id,
     )
 
 
@@ -121,8 +160,13 @@ _ROUND_CHANGES = {
 
 
 async def change_round(
-    conn: asyncpg.Connection, provider: str, operator: str, player_id: str, round_id: str | None,
-    change: str, amount_minor: int = 0,
+    conn: Connection,
+    provider: str,
+    operator: str,
+    player_id: str,
+    round_id: str | None,
+    change: str,
+    amount_minor: int = 0,
 ) -> None:
     """Apply one counted change to a round."""
     if round_id is None:
@@ -138,18 +182,26 @@ async def change_round(
 
 
 async def schedule(
-    conn: asyncpg.Connection, op_id: int, operator: str, action: str,
-    payload: dict[str, Any], due_in_s: float,
+    conn: Connection,
+    op_id: int,
+    operator: str,
+    action: str,
+    payload: dict[str, Any],
+    due_in_s: float,
 ) -> None:
     """Write an outbox row that delivers the call later unless the request answers in time."""
     await conn.execute(
         "INSERT INTO croupier.outbox (operation_id, operator, action, payload, due_at)"
         " VALUES ($1, $2, $3, $4::jsonb, now() + make_interval(secs => $5))",
-        op_id, operator, action, orjson.dumps(payload).decode(), due_in_s,
+        op_id,
+        operator,
+        action,
+        orjson.dumps(payload).decode(),
+        due_in_s,
     )
 
 
-async def outbox_untouched(conn: asyncpg.Connection, op_id: int) -> bool:
+async def outbox_untouched(conn: Connection, op_id: int) -> bool:
     """Lock an operation's outbox row; return whether it is scheduled and no worker has tried it."""
     row = await conn.fetchrow(
         "SELECT state, attempts FROM croupier.outbox WHERE operation_id = $1 FOR UPDATE", op_id
@@ -157,7 +209,7 @@ async def outbox_untouched(conn: asyncpg.Connection, op_id: int) -> bool:
     return row is not None and row["state"] == "scheduled" and row["attempts"] == 0
 
 
-async def cancel(conn: asyncpg.Connection, op_id: int) -> None:
+async def cancel(conn: Connection, op_id: int) -> None:
     """Cancel an operation's outbox row: the request answered in time."""
     await conn.execute(
         "UPDATE croupier.outbox SET state = 'cancelled' WHERE operation_id = $1 AND state = 'scheduled'",
@@ -165,37 +217,42 @@ async def cancel(conn: asyncpg.Connection, op_id: int) -> None:
     )
 
 
-async def claim_due(conn: asyncpg.Connection, limit: int, lease_s: float) -> list[asyncpg.Record]:
+async def claim_due(conn: Connection, limit: int, lease_s: float) -> list[asyncpg.Record]:
     """Take up to `limit` due outbox rows; pushing due_at forward leases them to this worker."""
-    return await conn.fetch(  # type: ignore[no-any-return]
+    return await conn.fetch(
         "UPDATE croupier.outbox SET attempts = attempts + 1,"
         " due_at = now() + make_interval(secs => $2)"
         " WHERE id IN (SELECT id FROM croupier.outbox WHERE state = 'scheduled' AND due_at <= now()"
         "  ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
         " RETURNING id, operation_id, operator, action, payload, attempts",
-        limit, lease_s,
+        limit,
+        lease_s,
     )
 
 
-async def outbox_done(conn: asyncpg.Connection, outbox_id: int, state: str, error: str | None) -> None:
+async def outbox_done(conn: Connection, outbox_id: int, state: str, error: str | None) -> None:
     """Close an outbox row as delivered or dead."""
     await conn.execute(
         "UPDATE croupier.outbox SET state = $2, last_error = $3,"
         " delivered_at = CASE WHEN $2 = 'delivered' THEN now() END WHERE id = $1",
-        outbox_id, state, error,
+        outbox_id,
+        state,
+        error,
     )
 
 
-async def retry_later(conn: asyncpg.Connection, outbox_id: int, delay_s: float, error: str) -> None:
+async def retry_later(conn: Connection, outbox_id: int, delay_s: float, error: str) -> None:
     """Put an outbox row back for another try after a backoff."""
     await conn.execute(
         "UPDATE croupier.outbox SET due_at = now() + make_interval(secs => $2), last_error = $3"
         " WHERE id = $1 AND state = 'scheduled'",
-        outbox_id, delay_s, error,
+        outbox_id,
+        delay_s,
+        error,
     )
 
 
-async def outbox_backlog(conn: asyncpg.Connection) -> tuple[int, float]:
+async def outbox_backlog(conn: Connection) -> tuple[int, float]:
     """Return how many calls wait in the outbox for real, and the oldest one's age in seconds."""
     # Rows scheduled only as a safety net for requests still in flight are not backlog.
     row = await conn.fetchrow(
@@ -206,16 +263,17 @@ async def outbox_backlog(conn: asyncpg.Connection) -> tuple[int, float]:
     return int(row["depth"]), float(row["age"] or 0.0)
 
 
-async def last_known_balance(conn: asyncpg.Connection, operator: str, player_id: str) -> int | None:
+async def last_known_balance(conn: Connection, operator: str, player_id: str) -> int | None:
     """Return the balance most recently answered for a player."""
     return await conn.fetchval(  # type: ignore[no-any-return]
         "SELECT balance_minor FROM croupier.operations WHERE operator = $1 AND player_id = $2"
         " AND balance_minor IS NOT NULL ORDER BY created_at DESC LIMIT 1",
-        operator, player_id,
+        operator,
+        player_id,
     )
 
 
-async def hurry(conn: asyncpg.Connection, op_id: int) -> None:
+async def hurry(conn: Connection, op_id: int) -> None:
     """Make an operation's outbox row due now."""
     await conn.execute(
         "UPDATE croupier.outbox SET due_at = now() WHERE operation_id = $1 AND state = 'scheduled'",

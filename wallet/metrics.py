@@ -14,33 +14,50 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "croupier_provider_requests", "Provider callbacks by outcome.",
-            ["provider", "operation", "outcome"], registry=r,
+            "croupier_provider_requests",
+            "Provider callbacks by outcome.",
+            ["provider", "operation", "outcome"],
+            registry=r,
         )
         self.request_latency = Histogram(
-            "croupier_provider_request_seconds", "Provider callback latency.",
-            ["provider", "operation"], buckets=_LATENCY_BUCKETS_S, registry=r,
+            "croupier_provider_request_seconds",
+            "Provider callback latency.",
+            ["provider", "operation"],
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
         )
         self.operator_calls = Histogram(
-            "croupier_operator_call_seconds", "Calls to operator wallets by outcome.",
-            ["operator", "call", "outcome"], buckets=_LATENCY_BUCKETS_S, registry=r,
+            "croupier_operator_call_seconds",
+            "Calls to operator wallets by outcome.",
+            ["operator", "call", "outcome"],
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
         )
         self.unknown_outcomes = Counter(
-            "croupier_operator_unknown_outcomes", "Operator calls that ended with no definite answer.",
-            ["operator", "call"], registry=r,
+            "croupier_operator_unknown_outcomes",
+            "Operator calls that ended with no definite answer.",
+            ["operator", "call"],
+            registry=r,
         )
         self.operator_retries = Counter(
-            "croupier_operator_retries", "Repeated calls to operator wallets.",
-            ["operator", "call"], registry=r,
+            "croupier_operator_retries",
+            "Repeated calls to operator wallets.",
+            ["operator", "call"],
+            registry=r,
         )
         self.outbox_depth = Gauge(
-            "croupier_outbox_depth", "Operator calls waiting in the outbox.", registry=r,
+            "croupier_outbox_depth",
+            "Operator calls waiting in the outbox.",
+            registry=r,
         )
         self.outbox_oldest_age = Gauge(
-            "croupier_outbox_oldest_age_seconds", "Age of the oldest call waiting in the outbox.",
+            "croupier_outbox_oldest_age_seconds",
+            "Age of the oldest call waiting in the outbox.",
             registry=r,
         )
         self.outbox_delivered = Counter(
-            "croupier_outbox_delivered", "Outbox calls delivered, by action and outcome.",
-            ["operator", "action", "outcome"], registry=r,
+            "croupier_outbox_delivered",
+            "Outbox calls delivered, by action and outcome.",
+            ["operator", "action", "outcome"],
+            registry=r,
         )

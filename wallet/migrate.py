@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
-import asyncpg
+from wallet.db import Connection
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -40,7 +40,7 @@ def _lock_id(schema: str) -> int:
     return int.from_bytes(hashlib.sha256(f"croupier.migrate.{schema}".encode()).digest()[:8]) >> 1
 
 
-async def migrate(conn: asyncpg.Connection, package: str, schema: str) -> list[int]:
+async def migrate(conn: Connection, package: str, schema: str) -> list[int]:
     """Apply the package's pending migrations to a schema and return the versions applied."""
     applied: list[int] = []
     # The session-level advisory lock makes two nodes starting together take turns.

@@ -47,8 +47,7 @@ class Currency:
             raise TypeError(f"currency exponent must be an int, got {self.exponent!r}")
         if not 0 <= self.exponent <= MAX_EXPONENT:
             raise ValueError(
-                f"currency exponent for {self.code!r} must be 0..{MAX_EXPONENT}, "
-                f"got {self.exponent}"
+                f"currency exponent for {self.code!r} must be 0..{MAX_EXPONENT}, got {self.exponent}"
             )
         if not isinstance(self.code, str) or not self.code:
             raise ValueError(f"currency code must be a non-empty string, got {self.code!r}")
@@ -80,9 +79,7 @@ class CurrencyTable:
             if isinstance(exponent, bool) or not isinstance(exponent, int):
                 raise TypeError(f"extra currency {code}: exponent must be an int, got {exponent!r}")
             if not 0 <= exponent <= MAX_EXPONENT:
-                raise ValueError(
-                    f"extra currency {code}: exponent must be 0..{MAX_EXPONENT}, got {exponent}"
-                )
+                raise ValueError(f"extra currency {code}: exponent must be 0..{MAX_EXPONENT}, got {exponent}")
             iso_code = iso_upper.get(code.upper())
             if iso_code is not None and iso_code != code:
                 # "eur" next to "EUR" would be a second, different balance that looks the same.

@@ -83,7 +83,7 @@ class Operation:
     @property
     def transaction_id(self) -> uuid.UUID:
         """Return Croupier's deterministic transaction id for this operation."""
-        key = "|".join((self.provider, self.scope, self.kind.value, self.external_id))
+        key = f"{self.provider}|{self.scope}|{self.kind.value}|{self.external_id}"
         return uuid.uuid5(TRANSACTION_NAMESPACE, key)
 
     def compared_fields(self) -> tuple[tuple[str, object], ...]:

@@ -1,17 +1,17 @@
-"""The pure rules of the semantics table: given what is stored, may this operation apply?"""
+"""The pure rules of the semantics table: given what is stored, whether an operation may apply."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncpg
 
 from wallet.errors import InProgressError, MismatchError, Reason, RejectedError
 from wallet.operations import WITHOUT_BET, Operation, SessionState, State
 from wallet.policy import Capabilities, OperatorPolicy
 
 
-def check_repeat(op: Operation, stored: Mapping[str, object]) -> None:
+def check_repeat(op: Operation, stored: asyncpg.Record) -> None:
     """Raise MismatchError naming the first field in which a repeat differs from the original."""
-    if bytes(stored["request_hash"]) == op.request_hash():  # type: ignore[arg-type]
+    if bytes(stored["request_hash"]) == op.request_hash():
         return
     original = {
         "player": f"{stored['operator']}/{stored['player_id']}",
@@ -27,7 +27,7 @@ def check_repeat(op: Operation, stored: Mapping[str, object]) -> None:
     raise MismatchError("request")
 
 
-def check_debit(op: Operation, policy: OperatorPolicy, round_: Mapping[str, object] | None) -> None:
+def check_debit(op: Operation, policy: OperatorPolicy, round_: asyncpg.Record | None) -> None:
     """Refuse a new debit for a token, limit or round reason."""
     if op.session is SessionState.EXPIRED:
         raise RejectedError(Reason.SESSION_EXPIRED, "the session has expired")
@@ -43,19 +43,17 @@ def credit_needs_bet(op: Operation, caps: Capabilities) -> bool:
     return op.credit_kind not in WITHOUT_BET and not caps.wins_without_bets
 
 
-def check_credit(op: Operation, caps: Capabilities, round_: Mapping[str, object] | None) -> None:
+def check_credit(op: Operation, caps: Capabilities, round_: asyncpg.Record | None) -> None:
     """Refuse a credit with no bet where not allowed, or for a round whose bets were rolled back."""
     # Money owed to a player is never refused for a token reason: no session or block check here.
-    has_bet = round_ is not None and int(round_["bets_count"]) > 0  # type: ignore[call-overload]
+    has_bet = round_ is not None and int(round_["bets_count"]) > 0
     if not has_bet and credit_needs_bet(op, caps):
         raise RejectedError(Reason.BET_NOT_FOUND, "no bet in this round")
-    if has_bet and round_ is not None and round_["live_bets"] == 0 and int(round_["refunds_count"]) > 0:  # type: ignore[call-overload]
+    if has_bet and round_ is not None and round_["live_bets"] == 0 and int(round_["refunds_count"]) > 0:
         raise RejectedError(Reason.BET_ROLLED_BACK, "the round's bet was rolled back")
 
 
-def check_rollback_target(
-    caps: Capabilities, target: Mapping[str, object], round_: Mapping[str, object] | None
-) -> bool:
+def check_rollback_target(caps: Capabilities, target: asyncpg.Record, round_: asyncpg.Record | None) -> bool:
     """Return True if the target must be reversed now, False if there is nothing left to reverse."""
     state = State(str(target["state"]))
     if state in (State.PENDING, State.QUEUED):
@@ -65,7 +63,7 @@ def check_rollback_target(
         return False
     if target["kind"] == "credit" and not caps.rollback_of_credit:
         raise RejectedError(Reason.ALREADY_SETTLED, "this protocol has no rollback of a credit")
-    settled = round_ is not None and int(round_["wins_count"]) > 0  # type: ignore[call-overload]
+    settled = round_ is not None and int(round_["wins_count"]) > 0
     if target["kind"] == "debit" and settled and not caps.rollback_after_win:
         raise RejectedError(Reason.ALREADY_SETTLED, "the round already paid a win")
     return True

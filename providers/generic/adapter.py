@@ -27,8 +27,13 @@ from wallet.signing import SignatureError, Verifier
 if TYPE_CHECKING:
     from providers.context import ProviderContext
 
-_KINDS = {"balance": Kind.BALANCE, "debit": Kind.DEBIT, "credit": Kind.CREDIT,
-          "rollback": Kind.ROLLBACK, "end_round": Kind.END_ROUND}
+_KINDS = {
+    "balance": Kind.BALANCE,
+    "debit": Kind.DEBIT,
+    "credit": Kind.CREDIT,
+    "rollback": Kind.ROLLBACK,
+    "end_round": Kind.END_ROUND,
+}
 
 
 class GenericAdapter(Adapter):
@@ -50,22 +55,28 @@ class GenericAdapter(Adapter):
         except SignatureError as exc:
             raise AuthenticationError(str(exc)) from None
 
-    async def parse(
-        self, route: Route, request: web.Request, body: bytes, ctx: ProviderContext
-    ) -> Operation:
+    async def parse(self, route: Route, request: web.Request, body: bytes, ctx: ProviderContext) -> Operation:
         """Read one operation from the JSON body."""
         data = schemas.decode(body)
         common = schemas.Request.from_json(data)
         currency = ctx.currency(common.currency)
         kind = _KINDS[route.operation]
         session, session_state = await ctx.session(common.session_token)
-        if session is not None and (
-            session.operator, session.player_id, session.currency
-        ) != (common.operator, common.player_id, common.currency):
+        if session is not None and (session.operator, session.player_id, session.currency) != (
+            common.operator,
+            common.player_id,
+            common.currency,
+        ):
             raise InvalidRequestError("the session belongs to another player or currency")
         if kind is Kind.BALANCE:
-            return Operation(kind, self.name, common.operator, common.player_id, currency.code,
-                             session=session_state)
+            return Operation(
+                kind,
+                self.name,
+                common.operator,
+                common.player_id,
+                currency.code,
+                session=session_state,
+            )
         if kind is Kind.DEBIT and common.session_token is None:
             raise InvalidRequestError("session_token is required for a debit")
         amount_minor = None
@@ -74,9 +85,11 @@ class GenericAdapter(Adapter):
         credit_kind = CreditKind.WIN
         if kind is Kind.CREDIT and data.get("credit_kind") is not None:
             try:
-                credit_kind = CreditKind(schemas.text(data, "credit_kind"))
+                credit_kind = CreditKind(schemas.text(data, "credit_kind") or "")
             except ValueError:
-                raise InvalidRequestError("credit_kind is not one of win, bonus, jackpot, promo, freeround") from None
+                raise InvalidRequestError(
+                    "credit_kind is not one of win, bonus, jackpot, promo, freeround"
+                ) from None
         round_id = schemas.text(data, "round_id", required=kind is not Kind.ROLLBACK)
         return Operation(
             kind=kind,
@@ -85,7 +98,8 @@ class GenericAdapter(Adapter):
             player_id=common.player_id,
             currency=currency.code,
             external_id=schemas.text(data, "transaction_id", required=kind is not Kind.END_ROUND)
-            or round_id or "",
+            or round_id
+            or "",
             amount_minor=amount_minor,
             round_id=round_id,
             game_id=schemas.text(data, "game_id", required=False),
@@ -94,21 +108,21 @@ class GenericAdapter(Adapter):
             session=session_state,
         )
 
-    def render(
-        self, route: Route, op: Operation, result: Result, ctx: ProviderContext
-    ) -> web.StreamResponse:
+    def render(self, route: Route, op: Operation, result: Result, ctx: ProviderContext) -> web.StreamResponse:
         """Answer OK with the balance as a decimal string."""
         currency = ctx.currency(op.currency)
         balance = None if result.balance_minor is None else format_major(result.balance_minor, currency)
-        return web.json_response({
-            "status": "OK",
-            "balance": balance,
-            "currency": op.currency,
-            "transaction_id": str(result.transaction_id),
-            "replay": result.replay,
-            "queued": result.queued,
-            "tombstone": result.tombstone,
-        })
+        return web.json_response(
+            {
+                "status": "OK",
+                "balance": balance,
+                "currency": op.currency,
+                "transaction_id": str(result.transaction_id),
+                "replay": result.replay,
+                "queued": result.queued,
+                "tombstone": result.tombstone,
+            }
+        )
 
     def render_error(
         self, route: Route, error: WalletError, op: Operation | None, ctx: ProviderContext

@@ -54,7 +54,9 @@ class GenericSimulator:
         headers = self.signer.headers("POST", path, body)
         headers["Content-Type"] = "application/json"
         async with self.http.post(
-            self.base_url.rstrip("/") + path, data=body, headers=headers,
+            self.base_url.rstrip("/") + path,
+            data=body,
+            headers=headers,
             timeout=aiohttp.ClientTimeout(total=self.timeout_s),
         ) as resp:
             answer = Answer(resp.status, orjson.loads(await resp.read()))
@@ -74,7 +76,7 @@ class GenericSimulator:
             await asyncio.sleep(self.retry_delay_s)
         raise TimeoutError(f"no definite answer to {operation} after {self.max_retries} tries")
 
-    def _base(self, player_id: str, currency: str, **extra: Any) -> dict[str, Any]:
+    def _base(self, player_id: str, currency: str, **extra: object) -> dict[str, Any]:
         return {"operator": self.operator, "player_id": player_id, "currency": currency, **extra}
 
     async def balance(self, player_id: str, currency: str, token: str | None = None) -> Answer:
@@ -82,14 +84,25 @@ class GenericSimulator:
         return await self.call("balance", self._base(player_id, currency, session_token=token))
 
     async def bet(
-        self, token: str, player_id: str, currency: str, amount: str, round_id: str,
-        tx_id: str | None = None, game_id: str = "demo-slot",
+        self,
+        token: str,
+        player_id: str,
+        currency: str,
+        amount: str,
+        round_id: str,
+        tx_id: str | None = None,
+        game_id: str = "demo-slot",
     ) -> tuple[str, Answer]:
         """Place a bet; if it times out, refund it as a provider must, and return the refund."""
         tx_id = tx_id or uuid.uuid4().hex
         payload = self._base(
-            player_id, currency, session_token=token, amount=amount, round_id=round_id,
-            transaction_id=tx_id, game_id=game_id,
+            player_id,
+            currency,
+            session_token=token,
+            amount=amount,
+            round_id=round_id,
+            transaction_id=tx_id,
+            game_id=game_id,
         )
         try:
             return tx_id, await self.call("debit", payload)
@@ -97,13 +110,24 @@ class GenericSimulator:
             return tx_id, await self.rollback(player_id, currency, tx_id, round_id)
 
     async def win(
-        self, player_id: str, currency: str, amount: str, round_id: str,
-        tx_id: str | None = None, credit_kind: str = "win", game_id: str = "demo-slot",
+        self,
+        player_id: str,
+        currency: str,
+        amount: str,
+        round_id: str,
+        tx_id: str | None = None,
+        credit_kind: str = "win",
+        game_id: str = "demo-slot",
     ) -> Answer:
         """Pay a win, retried until definite."""
         payload = self._base(
-            player_id, currency, amount=amount, round_id=round_id,
-            transaction_id=tx_id or uuid.uuid4().hex, credit_kind=credit_kind, game_id=game_id,
+            player_id,
+            currency,
+            amount=amount,
+            round_id=round_id,
+            transaction_id=tx_id or uuid.uuid4().hex,
+            credit_kind=credit_kind,
+            game_id=game_id,
         )
         return await self.until_definite("credit", payload)
 
@@ -112,7 +136,10 @@ class GenericSimulator:
     ) -> Answer:
         """Refund a bet, retried until definite."""
         payload = self._base(
-            player_id, currency, transaction_id=f"rb-{bet_tx_id}", reference_transaction_id=bet_tx_id,
+            player_id,
+            currency,
+            transaction_id=f"rb-{bet_tx_id}",
+            reference_transaction_id=bet_tx_id,
         )
         if round_id is not None:
             payload["round_id"] = round_id

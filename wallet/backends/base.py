@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import asyncpg
-
+from wallet.db import Connection
 from wallet.operations import Reply, Transfer
 
 
@@ -15,13 +14,11 @@ class OperatorWallet(Protocol):
     # True: transfers run inside the ledger's database transaction and are never unknown.
     in_database: bool
 
-    async def balance(
-        self, conn: asyncpg.Connection, operator: str, player_id: str, currency: str
-    ) -> Reply:
+    async def balance(self, conn: Connection, operator: str, player_id: str, currency: str) -> Reply:
         """Return the player's balance, or a refusal such as PLAYER_NOT_FOUND."""
         ...
 
-    async def transfer(self, conn: asyncpg.Connection, transfer: Transfer, deadline_s: float) -> Reply:
+    async def transfer(self, conn: Connection, transfer: Transfer, deadline_s: float) -> Reply:
         """Apply a transfer and return a definite reply, or raise UnavailableError if unknown."""
         ...
 

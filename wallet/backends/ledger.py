@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncpg
-
+from wallet.db import Connection
 from wallet.operations import Reply, ReplyStatus, Transfer, TransferType
 
 _TAKE = """
@@ -23,20 +22,20 @@ class LedgerWallet:
 
     in_database = True
 
-    async def balance(
-        self, conn: asyncpg.Connection, operator: str, player_id: str, currency: str
-    ) -> Reply:
+    async def balance(self, conn: Connection, operator: str, player_id: str, currency: str) -> Reply:
         """Return the balance of the player's account in that currency."""
         row = await conn.fetchrow(
             "SELECT balance_minor FROM croupier.accounts"
             " WHERE operator = $1 AND player_id = $2 AND currency = $3",
-            operator, player_id, currency,
+            operator,
+            player_id,
+            currency,
         )
         if row is None:
             return await self._missing(conn, operator, player_id)
         return Reply(ReplyStatus.OK, row["balance_minor"])
 
-    async def transfer(self, conn: asyncpg.Connection, transfer: Transfer, deadline_s: float) -> Reply:
+    async def transfer(self, conn: Connection, transfer: Transfer, deadline_s: float) -> Reply:
         """Move the money inside the caller's transaction; never unknown."""
         del deadline_s  # a local transaction has no remote deadline
         args = (transfer.operator, transfer.player_id, transfer.currency, transfer.amount_minor)
@@ -53,11 +52,13 @@ class LedgerWallet:
             return Reply(ReplyStatus.OK, balance)
         return await self._diagnose(conn, transfer)
 
-    async def _diagnose(self, conn: asyncpg.Connection, transfer: Transfer) -> Reply:
+    async def _diagnose(self, conn: Connection, transfer: Transfer) -> Reply:
         row = await conn.fetchrow(
             "SELECT balance_minor, blocked FROM croupier.accounts"
             " WHERE operator = $1 AND player_id = $2 AND currency = $3",
-            transfer.operator, transfer.player_id, transfer.currency,
+            transfer.operator,
+            transfer.player_id,
+            transfer.currency,
         )
         if row is None:
             return await self._missing(conn, transfer.operator, transfer.player_id)
@@ -65,10 +66,11 @@ class LedgerWallet:
             return Reply(ReplyStatus.PLAYER_BLOCKED, row["balance_minor"])
         return Reply(ReplyStatus.INSUFFICIENT_FUNDS, row["balance_minor"])
 
-    async def _missing(self, conn: asyncpg.Connection, operator: str, player_id: str) -> Reply:
+    async def _missing(self, conn: Connection, operator: str, player_id: str) -> Reply:
         exists = await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM croupier.accounts WHERE operator = $1 AND player_id = $2)",
-            operator, player_id,
+            operator,
+            player_id,
         )
         return Reply(ReplyStatus.CURRENCY_MISMATCH if exists else ReplyStatus.PLAYER_NOT_FOUND)
 
@@ -77,7 +79,7 @@ class LedgerWallet:
 
 
 async def open_account(
-    conn: asyncpg.Connection,
+    conn: Connection,
     operator: str,
     player_id: str,
     currency: str,
@@ -90,5 +92,9 @@ async def open_account(
         "INSERT INTO croupier.accounts (operator, player_id, currency, balance_minor, blocked)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (operator, player_id, currency)"
         " DO UPDATE SET balance_minor = EXCLUDED.balance_minor, blocked = EXCLUDED.blocked",
-        operator, player_id, currency, balance_minor, blocked,
+        operator,
+        player_id,
+        currency,
+        balance_minor,
+        blocked,
     )

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
-import asyncpg
 import orjson
 from tenacity import (
     AsyncRetrying,
@@ -17,6 +16,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from wallet.db import Connection
 from wallet.errors import UnavailableError
 from wallet.metrics import Metrics
 from wallet.operations import Reply, ReplyStatus, Transfer
@@ -45,7 +45,7 @@ class SeamlessWallet:
         self.session = session
         self.metrics = metrics
 
-    async def _call(self, method: str, path: str, payload: dict[str, object] | None) -> dict[str, object]:
+    async def _call(self, method: str, path: str, payload: Mapping[str, object] | None) -> dict[str, object]:
         """Make one signed call; return the decoded answer or raise UnavailableError."""
         body = orjson.dumps(payload) if payload is not None else b""
         headers = self.config.signer.headers(method, path, body)
@@ -55,7 +55,10 @@ class SeamlessWallet:
         outcome = "unknown"
         try:
             async with self.session.request(
-                method, self.config.base_url.rstrip("/") + path, data=body or None, headers=headers,
+                method,
+                self.config.base_url.rstrip("/") + path,
+                data=body or None,
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.config.call_timeout_s),
             ) as resp:
                 raw = await resp.read()
@@ -83,15 +86,13 @@ class SeamlessWallet:
         balance = answer.get("balance_minor")
         return Reply(status, balance if isinstance(balance, int) and not isinstance(balance, bool) else None)
 
-    async def balance(
-        self, conn: asyncpg.Connection, operator: str, player_id: str, currency: str
-    ) -> Reply:
+    async def balance(self, conn: Connection, operator: str, player_id: str, currency: str) -> Reply:
         """Ask the operator for the player's balance."""
         del conn  # the operator holds the money
         payload = {"request_id": str(uuid.uuid4()), "player_id": player_id, "currency": currency}
         return self._reply(await self._call("POST", "/v1/balance", payload))
 
-    async def transfer(self, conn: asyncpg.Connection, transfer: Transfer, deadline_s: float) -> Reply:
+    async def transfer(self, conn: Connection, transfer: Transfer, deadline_s: float) -> Reply:
         """Send a transfer, retrying unknown outcomes with the same id until the deadline."""
         del conn
         payload: dict[str, object] = {
@@ -132,5 +133,5 @@ class SeamlessWallet:
             ) as resp:
                 if resp.status != 200:  # noqa: PLR2004 -- HTTP OK
                     raise UnavailableError(f"operator wallet answered HTTP {resp.status}")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise UnavailableError(f"operator wallet unreachable: {exc!r}") from exc
