@@ -94,14 +94,14 @@ class Wallet:
         self._validate(op, caps)
         async with self.pool.acquire() as conn:
             begun = await self._begin(conn, rt, op, caps)
-            if begun.transfer is not None:
-                return await self.forwarder.forward(conn, rt.policy, rt.backend, begun.op_id, begun.transfer)
-            if begun.error is not None:
-                raise begun.error
-            assert begun.result is not None
-            if begun.needs_balance:
+            if begun.result is not None and begun.needs_balance:
                 return await self._with_current_balance(conn, rt, op, begun.result)
-            return begun.result
+        if begun.transfer is not None:
+            return await self.forwarder.forward(self.pool, rt.policy, rt.backend, begun.op_id, begun.transfer)
+        if begun.error is not None:
+            raise begun.error
+        assert begun.result is not None
+        return begun.result
 
     def _check_currency(self, code: str) -> None:
         try:

@@ -129,7 +129,7 @@ class Forwarder:
 
     async def forward(
         self,
-        conn: Connection,
+        pool: asyncpg.Pool,
         policy: OperatorPolicy,
         backend: OperatorWallet,
         op_id: int,
@@ -138,11 +138,12 @@ class Forwarder:
         """Call the operator for a pending operation, settle what it answers, and return or raise."""
         is_debit = transfer.type is TransferType.DEBIT
         deadline_s = policy.debit_deadline_s if is_debit else policy.credit_deadline_s
+        # No database connection is held while the operator thinks: the pool serves others.
         try:
-            reply: Reply | None = await backend.transfer(conn, transfer, deadline_s)
+            reply: Reply | None = await backend.transfer(None, transfer, deadline_s)
         except UnavailableError:
             reply = None
-        async with conn.transaction():
+        async with pool.acquire() as conn, conn.transaction():
             row = await ledger.lock_operation(conn, op_id)
             untouched = await ledger.outbox_untouched(conn, op_id)
             if row["state"] != State.PENDING.value:

@@ -115,7 +115,6 @@ class Result:
     tombstone: bool = False
     # Store and forward: durably taken, not yet acknowledged by the operator.
     queued: bool = False
-    created_at_ms: int = 0
 
 
 class TransferType(StrEnum):

@@ -18,7 +18,7 @@ class OperatorWallet(Protocol):
         """Return the player's balance, or a refusal such as PLAYER_NOT_FOUND."""
         ...
 
-    async def transfer(self, conn: Connection, transfer: Transfer, deadline_s: float) -> Reply:
+    async def transfer(self, conn: Connection | None, transfer: Transfer, deadline_s: float) -> Reply:
         """Apply a transfer and return a definite reply, or raise UnavailableError if unknown."""
         ...
 

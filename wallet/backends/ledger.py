@@ -35,9 +35,10 @@ class LedgerWallet:
             return await self._missing(conn, operator, player_id)
         return Reply(ReplyStatus.OK, row["balance_minor"])
 
-    async def transfer(self, conn: Connection, transfer: Transfer, deadline_s: float) -> Reply:
+    async def transfer(self, conn: Connection | None, transfer: Transfer, deadline_s: float) -> Reply:
         """Move the money inside the caller's transaction; never unknown."""
         del deadline_s  # a local transaction has no remote deadline
+        assert conn is not None, "the ledger backend runs inside the caller's transaction"
         args = (transfer.operator, transfer.player_id, transfer.currency, transfer.amount_minor)
         takes = transfer.type is TransferType.DEBIT or (
             transfer.type is TransferType.ROLLBACK and transfer.reverses is TransferType.CREDIT

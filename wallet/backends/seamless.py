@@ -92,7 +92,7 @@ class SeamlessWallet:
         payload = {"request_id": str(uuid.uuid4()), "player_id": player_id, "currency": currency}
         return self._reply(await self._call("POST", "/v1/balance", payload))
 
-    async def transfer(self, conn: Connection, transfer: Transfer, deadline_s: float) -> Reply:
+    async def transfer(self, conn: Connection | None, transfer: Transfer, deadline_s: float) -> Reply:
         """Send a transfer, retrying unknown outcomes with the same id until the deadline."""
         del conn
         payload: dict[str, object] = {

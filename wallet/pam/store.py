@@ -254,9 +254,7 @@ async def _replay(conn: Connection, money: Money, digest: bytes) -> Answer:
     currency, balance_minor = await _current(conn, money.player_id, money.currency)
     if stored["state"] == "tombstone":
         # A rollback got here first; a debit with this id must never move money now.
-        refused = (
-            Status.TRANSACTION_ROLLED_BACK if money.op == "debit" else Status.TRANSACTION_MISMATCH
-        )
+        refused = Status.TRANSACTION_ROLLED_BACK if money.op == "debit" else Status.TRANSACTION_MISMATCH
         return Answer(refused, currency, balance_minor)
     if stored["request_hash"] != digest:
         return Answer(Status.TRANSACTION_MISMATCH, currency, balance_minor)
@@ -294,9 +292,7 @@ async def _transfer(conn: Connection, money: Money) -> _Outcome:
     # A credit is owed money, so only a debit is refused for a blocked player.
     bet = money.op == "debit"
     delta_minor = -money.amount_minor if bet else money.amount_minor
-    status, currency, balance_minor = await _move(
-        conn, money.player_id, money.currency, delta_minor, bet=bet
-    )
+    status, currency, balance_minor = await _move(conn, money.player_id, money.currency, delta_minor, bet=bet)
     return _Outcome(status, currency, balance_minor, money.amount_minor)
 
 
@@ -318,15 +314,11 @@ async def _rollback(conn: Connection, money: Money) -> _Outcome:
             or ref["currency"] != money.currency
         ):
             currency, balance_minor = await _current(conn, money.player_id, money.currency)
-            return _Outcome(
-                Status.TRANSACTION_MISMATCH, currency, balance_minor, money.amount_minor
-            )
+            return _Outcome(Status.TRANSACTION_MISMATCH, currency, balance_minor, money.amount_minor)
         if ref["state"] == "applied":
             amount_minor = ref["amount_minor"]
             delta_minor = amount_minor if ref["type"] == "debit" else -amount_minor
-            status, currency, balance_minor = await _move(
-                conn, money.player_id, money.currency, delta_minor
-            )
+            status, currency, balance_minor = await _move(conn, money.player_id, money.currency, delta_minor)
             if status is not Status.OK:
                 return _Outcome(status, currency, balance_minor, money.amount_minor)
             await conn.execute(_MARK_ROLLED_BACK, ref_id)
