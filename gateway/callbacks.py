@@ -38,7 +38,6 @@ def _outcome(error: WalletError) -> str:
 def make_handler(adapter: Adapter, route: Route, metrics: Metrics) -> Handler:
     """Return the aiohttp handler for one route of one adapter."""
     provider = adapter.name
-    latency = metrics.request_latency.labels(provider, route.operation)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         wallet = request.app[WALLET]
@@ -69,7 +68,9 @@ def make_handler(adapter: Adapter, route: Route, metrics: Metrics) -> Handler:
             return adapter.render_error(route, UnavailableError("storage unavailable"), op, ctx)
         finally:
             metrics.requests.labels(provider, route.operation, outcome).inc()
-            latency.observe(time.perf_counter() - started)
+            metrics.request_latency.labels(provider, route.operation, outcome).observe(
+                time.perf_counter() - started
+            )
 
     return handle
 

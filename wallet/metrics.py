@@ -21,8 +21,8 @@ class Metrics:
         )
         self.request_latency = Histogram(
             "croupier_provider_request_seconds",
-            "Provider callback latency.",
-            ["provider", "operation"],
+            "Provider callback latency by outcome.",
+            ["provider", "operation", "outcome"],
             buckets=_LATENCY_BUCKETS_S,
             registry=r,
         )
