@@ -1,0 +1,884 @@
+"""Benchmark the bet/win hot path against a one-row durable commit and a bare aiohttp endpoint.
+
+Run from the repository root:
+
+    python load/bench_wallet.py --seconds 8 --concurrency 32 --out docs/benchmarks.md
+
+One embedded PostgreSQL (fsync and synchronous_commit on) and one embedded Redis serve every
+phase. The servers under test run in their own spawned processes, each on its own event loop
+(uvloop where available); the load generator runs in this process. Every phase runs for the same
+time at the same concurrency, and the full-path figures are reported as ratios of the baselines
+taken in the same run, because shared machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import dataclasses
+import logging
+import multiprocessing as mp
+import os
+import platform
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import asyncpg
+import orjson
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from gateway.runtime import backing_services, ensure_database
+from gateway.sessions import SessionStore
+from gateway.settings import OperatorSettings, Settings
+from providers.base import ProviderConfig
+from wallet.backends.ledger import open_account
+from wallet.pam import store as pam_store
+from wallet.policy import OperatorPolicy
+from wallet.signing import Signer
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover -- uvloop is not built for every platform
+    uvloop = None  # type: ignore[assignment]
+
+CURRENCY = "EUR"
+OPENING_MINOR = 1_000_000_000  # 10 million EUR: no bet in a run of minutes is ever refused
+BET, WIN = "1.00", "0.50"
+SEAMLESS, LEDGER = "bench-seamless", "bench-ledger"
+PROVIDER_KEY = "gen-bench"
+PAM_KEY = "pam-bench"
+STARTUP_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 15.0
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+log = logging.getLogger("bench")
+
+
+# --- the servers under test, each in its own process ----------------------------------------
+
+
+def _bare_app() -> web.Application:
+    """Return an app with one endpoint that reads a small JSON body and answers a small JSON."""
+
+    async def ping(request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        answer = {"status": "OK", "balance": "100.00", "transaction_id": body.get("transaction_id")}
+        return web.Response(body=orjson.dumps(answer), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/ping", ping)
+    return app
+
+
+def _build_app(kind: str, config: Any) -> web.Application:  # noqa: ANN401 -- pickled settings
+    """Return the application a child process serves."""
+    if kind == "bare":
+        return _bare_app()
+    if kind == "pam":
+        from wallet.pam.server import create_pam_app  # noqa: PLC0415 -- child-side import
+
+        return create_pam_app(config)
+    from gateway.app import create_app  # noqa: PLC0415 -- child-side import
+
+    return create_app(config)
+
+
+async def _serve_until_stopped(kind: str, config: object, conn: Connection) -> None:
+    """Serve on a free loopback port, report the port, and stop cleanly on SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(_build_app(kind, config), access_log=None)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr] # noqa: SLF001
+        conn.send(("port", port))
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def serve_child(kind: str, config: object, conn: Connection, profile_to: str | None) -> None:
+    """Run one server in a spawned process; optionally profile it with cProfile."""
+    logging.basicConfig(level=logging.WARNING, format=f"[{kind}] %(levelname)s %(name)s: %(message)s")
+    run: Callable[[Awaitable[None]], None] = uvloop.run if uvloop is not None else asyncio.run  # type: ignore[assignment]
+    profiler = cProfile.Profile() if profile_to else None
+    try:
+        if profiler is not None:
+            profiler.enable()
+        run(_serve_until_stopped(kind, config, conn))
+    except Exception as exc:
+        conn.send(("error", repr(exc)))
+        raise
+    finally:
+        if profiler is not None and profile_to:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
+
+
+class Children:
+    """The spawned server processes; stop_all() ends every one, on success, error or Ctrl-C."""
+
+    def __init__(self, profile_dir: Path | None) -> None:
+        self.ctx = mp.get_context("spawn")
+        self.procs: list[BaseProcess] = []
+        self.pids: dict[str, int] = {}
+        self.profile_dir = profile_dir
+
+    async def start(self, kind: str, config: object) -> str:
+        """Start a server process and return its base URL once it listens."""
+        parent, child = self.ctx.Pipe()
+        profile_to = str(self.profile_dir / f"{kind}.prof") if self.profile_dir else None
+        proc = self.ctx.Process(
+            target=serve_child, args=(kind, config, child, profile_to), name=f"bench-{kind}", daemon=True
+        )
+        proc.start()
+        self.procs.append(proc)
+        assert proc.pid is not None
+        self.pids[kind] = proc.pid
+        child.close()
+        ready = await asyncio.to_thread(parent.poll, STARTUP_TIMEOUT_S)
+        if not ready:
+            raise RuntimeError(f"{kind} server did not start in {STARTUP_TIMEOUT_S:.0f} s")
+        what, value = parent.recv()
+        if what != "port":
+            raise RuntimeError(f"{kind} server failed to start: {value}")
+        print(f"   {kind} server: pid {proc.pid}, http://127.0.0.1:{value}", flush=True)
+        return f"http://127.0.0.1:{value}"
+
+    def stop_all(self) -> None:
+        """Stop every child: SIGTERM for a clean shutdown, SIGKILL if it lingers."""
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in self.procs:
+            proc.join(STOP_TIMEOUT_S)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        self.procs.clear()
+
+
+# --- CPU accounting from /proc (Linux), to see which process pays for an operation ----------
+
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Return /proc/<pid>/stat's fields after the command name, or None if unreadable."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def process_cpu_s(pid: int, *, reaped_children: bool = False) -> float:
+    """Return the user plus system CPU seconds of a process (and its reaped children if asked)."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLK_TCK
+
+
+def postgres_cpu_s(postmaster: int) -> float:
+    """Return the CPU seconds of the PostgreSQL server: postmaster, live and exited children."""
+    total = process_cpu_s(postmaster, reaped_children=True)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields is not None and int(fields[1]) == postmaster:
+                total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+def find_pid(*words: str) -> int | None:
+    """Return the pid of a process whose command line holds every word, if there is one."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if all(any(word.encode() in arg for arg in argv) for word in words):
+                return int(entry.name)
+    return None
+
+
+def machine_cpu_s() -> tuple[float, float, float]:
+    """Return the machine's busy, stolen and total CPU seconds since boot, all CPUs together."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except OSError:
+        return 0.0, 0.0, 0.0
+    user, nice, system, idle, iowait, irq, softirq, steal = values
+    busy = user + nice + system + irq + softirq
+    return busy / CLK_TCK, steal / CLK_TCK, (busy + idle + iowait + steal) / CLK_TCK
+
+
+@dataclass
+class CpuMeter:
+    """Named CPU sources read before and after a phase; each maps to a function of no arguments."""
+
+    sources: dict[str, Callable[[], float]]
+    start: dict[str, float] = field(default_factory=dict)
+    machine: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    def begin(self) -> None:
+        """Take the first reading."""
+        self.start = {name: read() for name, read in self.sources.items()}
+        self.machine = machine_cpu_s()
+
+    def end(self, phase: Phase) -> None:
+        """Store CPU milliseconds per operation for each source, and how busy the machine was."""
+        used = {name: read() - self.start[name] for name, read in self.sources.items()}
+        busy, stolen, total = (now - then for now, then in zip(machine_cpu_s(), self.machine, strict=True))
+        ops = max(phase.ops, 1)
+        phase.cpu_ms = {name: 1000 * v / ops for name, v in used.items()}
+        phase.cpu_ms["unattributed"] = 1000 * max(0.0, busy - sum(used.values())) / ops
+        if total:
+            phase.machine_busy, phase.steal = busy / total, stolen / total
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    """What one phase measured."""
+
+    name: str
+    unit: str
+    concurrency: int
+    seconds: float = 0.0
+    latencies_s: list[float] = field(default_factory=list)
+    errors: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    machine_busy: float = float("nan")
+    steal: float = float("nan")
+
+    @property
+    def ops(self) -> int:
+        """Return the number of operations completed in the measured window."""
+        return len(self.latencies_s)
+
+    @property
+    def rate(self) -> float:
+        """Return operations per second."""
+        return self.ops / self.seconds if self.seconds else 0.0
+
+    def percentile_ms(self, pct: float) -> float:
+        """Return a latency percentile in milliseconds (nearest rank)."""
+        if not self.latencies_s:
+            return float("nan")
+        ordered = sorted(self.latencies_s)
+        rank = max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered)) - 1))
+        return ordered[rank] * 1000
+
+    def line(self) -> str:
+        """Return a one-line summary for the console."""
+        return (
+            f"{self.name:<34} {self.rate:>9.1f} {self.unit}/s  p50 {self.percentile_ms(50):7.2f} ms"
+            f"  p95 {self.percentile_ms(95):7.2f} ms  p99 {self.percentile_ms(99):7.2f} ms"
+            f"  n={self.ops} errors={self.errors} refused={sum(self.refused.values())}"
+        )
+
+
+Step = Callable[[], Awaitable[str | None]]  # one operation; returns a refusal code or None
+
+
+async def drive(phase: Phase, steps: list[Step], seconds: float, warmup_s: float, meter: CpuMeter) -> Phase:
+    """Run each worker's step in a loop; count what completes after the warm-up until the end."""
+    started = time.perf_counter()
+    measure_from = started + warmup_s
+    deadline = measure_from + seconds
+    finished_at = measure_from
+    errors: list[str] = []
+
+    async def worker(step: Step) -> None:
+        nonlocal finished_at
+        while (t0 := time.perf_counter()) < deadline:
+            try:
+                code = await step()
+            except (aiohttp.ClientError, TimeoutError, asyncpg.PostgresError, OSError) as exc:
+                code = "transport"
+                if len(errors) < 5:  # a few examples are enough
+                    errors.append(repr(exc))
+                phase.errors += 1
+            t1 = time.perf_counter()
+            if t0 >= measure_from:
+                phase.latencies_s.append(t1 - t0)
+                finished_at = max(finished_at, t1)
+                if code is not None and code != "transport":
+                    phase.refused[code] = phase.refused.get(code, 0) + 1
+
+    async def begin_metering() -> None:
+        await asyncio.sleep(warmup_s)
+        meter.begin()
+
+    await asyncio.gather(begin_metering(), *(worker(step) for step in steps))
+    meter.end(phase)
+    phase.seconds = finished_at - measure_from
+    phase.notes.extend(f"error: {e}" for e in errors)
+    return phase
+
+
+# --- phases -------------------------------------------------------------------------------
+
+
+async def baseline_insert(
+    url: str, concurrency: int, seconds: float, warmup_s: float, meter: CpuMeter
+) -> Phase:
+    """Baseline A: one-row autocommit INSERTs, one connection per worker."""
+    setup = await asyncpg.connect(url)
+    try:
+        await setup.execute(
+            "DROP TABLE IF EXISTS bench; CREATE TABLE bench (id bigint GENERATED ALWAYS AS IDENTITY"
+            " PRIMARY KEY, worker int NOT NULL, n bigint NOT NULL, payload text NOT NULL,"
+            " created_at timestamptz NOT NULL DEFAULT now())"
+        )
+    finally:
+        await setup.close()
+    phase = Phase("A. one-row durable INSERT (asyncpg)", "ops", concurrency)
+    async with asyncpg.create_pool(url, min_size=concurrency, max_size=concurrency) as pool:
+        conns = [await pool.acquire() for _ in range(concurrency)]
+        try:
+
+            def step_for(worker: int, conn: asyncpg.pool.PoolConnectionProxy[Any]) -> Step:
+                counter = iter(range(1 << 62))
+
+                async def step() -> None:
+                    await conn.execute(
+                        "INSERT INTO bench (worker, n, payload) VALUES ($1, $2, $3)",
+                        worker,
+                        next(counter),
+                        "bet 1.00 EUR round r-0001",
+                    )
+
+                return step
+
+            steps = [step_for(i, c) for i, c in enumerate(conns)]
+            await drive(phase, steps, seconds, warmup_s, meter)
+        finally:
+            for conn in conns:
+                await pool.release(conn)
+    return phase
+
+
+async def baseline_http(
+    url: str,
+    http: aiohttp.ClientSession,
+    concurrency: int,
+    seconds: float,
+    warmup_s: float,
+    meter: CpuMeter,
+) -> Phase:
+    """Baseline B: a bare aiohttp endpoint in its own process, POSTed a small JSON body."""
+    phase = Phase("B. bare aiohttp endpoint", "req", concurrency)
+
+    async def step() -> str | None:
+        payload = {
+            "operator": SEAMLESS,
+            "player_id": "p-0001",
+            "currency": CURRENCY,
+            "amount": BET,
+            "round_id": uuid.uuid4().hex,
+            "transaction_id": uuid.uuid4().hex,
+        }
+        async with http.post(
+            url, data=orjson.dumps(payload), headers={"Content-Type": "application/json"}
+        ) as resp:
+            body = orjson.loads(await resp.read())
+        return None if resp.status == 200 and body.get("status") == "OK" else f"HTTP {resp.status}"
+
+    return await drive(phase, [step] * concurrency, seconds, warmup_s, meter)
+
+
+@dataclass
+class Player:
+    """One worker's player on one operator."""
+
+    operator: str
+    player_id: str
+    token: str
+
+
+class Provider:
+    """Signed generic-protocol calls, like GenericSimulator but without its call log or retries."""
+
+    def __init__(self, base_url: str, signer: Signer, http: aiohttp.ClientSession) -> None:
+        self.base_url = base_url
+        self.signer = signer
+        self.http = http
+        self.timeout = aiohttp.ClientTimeout(total=10.0)
+
+    async def call(self, operation: str, payload: dict[str, Any]) -> str | None:
+        """Send one signed call; return None if answered OK, else the refusal code."""
+        path = f"/providers/generic/{operation}"
+        body = orjson.dumps(payload)
+        headers = self.signer.headers("POST", path, body)
+        headers["Content-Type"] = "application/json"
+        async with self.http.post(
+            self.base_url + path, data=body, headers=headers, timeout=self.timeout
+        ) as resp:
+            answer = orjson.loads(await resp.read())
+        if answer.get("status") == "OK":
+            return None
+        return str(answer.get("code") or f"HTTP {resp.status}")
+
+    def rounds(self, player: Player) -> Step:
+        """Return a step that alternates a bet and its win, each round fresh."""
+        state = {"round": "", "bet_next": True}
+
+        async def step() -> str | None:
+            base = {
+                "operator": player.operator,
+                "player_id": player.player_id,
+                "currency": CURRENCY,
+                "transaction_id": uuid.uuid4().hex,
+                "game_id": "bench-slot",
+            }
+            if state["bet_next"]:
+                state["round"] = uuid.uuid4().hex
+                state["bet_next"] = False
+                return await self.call(
+                    "debit",
+                    {**base, "session_token": player.token, "amount": BET, "round_id": state["round"]},
+                )
+            state["bet_next"] = True
+            return await self.call(
+                "credit", {**base, "amount": WIN, "round_id": state["round"], "credit_kind": "win"}
+            )
+
+        return step
+
+
+async def full_path(
+    name: str,
+    provider: Provider,
+    players: list[Player],
+    seconds: float,
+    warmup_s: float,
+    meter: CpuMeter,
+) -> Phase:
+    """Run a full-path phase: each worker alternates bet and win for its own player."""
+    phase = Phase(name, "ops", len(players))
+    return await drive(phase, [provider.rounds(p) for p in players], seconds, warmup_s, meter)
+
+
+def _pairs(rows: list[asyncpg.Record]) -> dict[str, int]:
+    """Return two-column rows as a dict of text to integer."""
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+async def verify(
+    phase: Phase, gateway_db: str, pam_db: str | None, operator: str, players: list[Player]
+) -> None:
+    """Check every operation applied and every balance equals opening plus ledger entries."""
+    conn = await asyncpg.connect(gateway_db)
+    try:
+        states = _pairs(
+            await conn.fetch(
+                "SELECT state, count(*) FROM croupier.operations WHERE operator = $1 GROUP BY state",
+                operator,
+            )
+        )
+        sums = _pairs(
+            await conn.fetch(
+                "SELECT player_id, sum(amount_minor) FROM croupier.entries WHERE operator = $1"
+                " GROUP BY player_id",
+                operator,
+            )
+        )
+        outbox = await conn.fetchval(
+            "SELECT count(*) FROM croupier.outbox WHERE operator = $1 AND state <> 'cancelled'",
+            operator,
+        )
+        held_sql = "SELECT player_id, balance_minor FROM croupier.accounts WHERE operator = $1"
+        held = _pairs(await conn.fetch(held_sql, operator)) if pam_db is None else {}
+    finally:
+        await conn.close()
+    if pam_db is not None:
+        pam = await asyncpg.connect(pam_db)
+        try:
+            held = _pairs(await pam.fetch("SELECT player_id, balance_minor FROM pam.players"))
+        finally:
+            await pam.close()
+    agree = sum(OPENING_MINOR + int(sums.get(p.player_id, 0)) == held.get(p.player_id) for p in players)
+    not_applied = sum(n for state, n in states.items() if state != "applied")
+    phase.notes.append(
+        f"gateway operations by state: {states}; outbox rows not cancelled: {outbox};"
+        f" balances equal to opening + ledger entries: {agree}/{len(players)}"
+    )
+    if not_applied or agree != len(players) or phase.refused or phase.errors:
+        phase.notes.append("CHECK FAILED: something was refused, failed or disagrees")
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """Everything one run measured, with the machine it ran on."""
+
+    args: argparse.Namespace
+    pg: dict[str, str]
+    phases: list[Phase]
+    started: datetime
+
+
+_PG_SETTINGS = (
+    "server_version",
+    "fsync",
+    "synchronous_commit",
+    "wal_sync_method",
+    "full_page_writes",
+    "commit_delay",
+    "shared_buffers",
+    "max_connections",
+)
+
+
+async def _pg_settings(url: str) -> tuple[dict[str, str], int]:
+    """Return the server settings that decide commit cost, and the postmaster's pid."""
+    conn = await asyncpg.connect(url)
+    try:
+        pg = {n: str(await conn.fetchval(f"SHOW {n}")) for n in _PG_SETTINGS}
+        # Read the backend's parent while the backend lives: it is the postmaster.
+        fields = _stat_fields(int(await conn.fetchval("SELECT pg_backend_pid()")))
+    finally:
+        await conn.close()
+    return pg, int(fields[1]) if fields else 0
+
+
+async def durable(url: str) -> tuple[dict[str, str], int]:
+    """Make sure commits are durable (fsync, synchronous_commit on) and return the settings."""
+    pg, postmaster = await _pg_settings(url)
+    if pg["fsync"] != "on" or pg["synchronous_commit"] != "on":
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("ALTER SYSTEM SET fsync = on")
+            await conn.execute("ALTER SYSTEM SET synchronous_commit = on")
+            await conn.execute("SELECT pg_reload_conf()")
+        finally:
+            await conn.close()
+        await asyncio.sleep(0.5)
+        pg, postmaster = await _pg_settings(url)
+    if pg["fsync"] != "on" or pg["synchronous_commit"] != "on":
+        raise RuntimeError(f"commits are not durable: {pg}")
+    return pg, postmaster
+
+
+async def _players(
+    ready: Settings, gw_db: str, pam_db: str, concurrency: int
+) -> tuple[list[Player], list[Player]]:
+    """Open accounts and sessions: one player per worker on each operator."""
+    assert ready.redis_url is not None
+    client = aioredis.from_url(ready.redis_url)
+    sessions = SessionStore(client, prefix="croupier")
+    seamless, ledger = [], []
+    try:
+        async with (
+            asyncpg.create_pool(pam_db, min_size=1, max_size=2) as pam_pool,
+            asyncpg.create_pool(gw_db, min_size=1, max_size=2) as gw_pool,
+        ):
+            for n in range(concurrency):
+                pid = f"bench-{n:04d}"
+                await pam_store.set_player(pam_pool, pid, CURRENCY, OPENING_MINOR)
+                s = await sessions.create(SEAMLESS, pid, CURRENCY, "generic", "bench-slot")
+                seamless.append(Player(SEAMLESS, pid, s.token))
+                async with gw_pool.acquire() as conn:
+                    await open_account(conn, LEDGER, pid, CURRENCY, OPENING_MINOR)
+                s = await sessions.create(LEDGER, pid, CURRENCY, "generic", "bench-slot")
+                ledger.append(Player(LEDGER, pid, s.token))
+    finally:
+        await client.aclose()
+    return seamless, ledger
+
+
+async def run(args: argparse.Namespace, ready: Settings, children: Children) -> Run:
+    """Run the four phases on one PostgreSQL and return what they measured."""
+    assert ready.database_url is not None
+    started = datetime.now(UTC)
+    pg, postmaster = await durable(ready.database_url)
+    print("PostgreSQL: " + ", ".join(f"{k}={v}" for k, v in pg.items()), flush=True)
+    bench_db = await ensure_database(ready.database_url, "croupier_bench", fresh=True)
+    gw_db = await ensure_database(ready.database_url, "croupier_bench_gateway", fresh=True)
+    pam_db = await ensure_database(ready.database_url, "croupier_bench_pam", fresh=True)
+    c, secs, warm = args.concurrency, args.seconds, args.warmup
+    me = os.getpid()
+    assert ready.redis_url is not None
+    redis_pid = find_pid("redis-server", f"{urlsplit(ready.redis_url).port}")
+
+    def meter(**servers: int) -> CpuMeter:
+        sources: dict[str, Callable[[], float]] = {
+            "load generator": lambda: process_cpu_s(me),
+            "PostgreSQL": lambda: postgres_cpu_s(postmaster),
+        }
+        if redis_pid is not None:
+            sources["Redis"] = lambda: process_cpu_s(redis_pid)
+        for name, pid in servers.items():
+            sources[name] = lambda pid=pid: process_cpu_s(pid)  # type: ignore[misc]
+        return CpuMeter(sources)
+
+    def done(phase: Phase) -> Phase:
+        print("   " + phase.line(), flush=True)
+        return phase
+
+    print(f"A: one-row durable INSERT, {c} connections, {secs:g} s ...", flush=True)
+    phases = [done(await baseline_insert(bench_db, c, secs, warm, meter()))]
+
+    connector = aiohttp.TCPConnector(limit=c, limit_per_host=c, keepalive_timeout=60)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        print(f"B: bare aiohttp endpoint, {c} concurrent clients, {secs:g} s ...", flush=True)
+        bare_url = await children.start("bare", None) + "/ping"
+        cpu = meter(server=children.pids["bare"])
+        phases.append(done(await baseline_http(bare_url, http, c, secs, warm, cpu)))
+
+        from wallet.pam.settings import PamSettings  # noqa: PLC0415
+
+        pam_secret, provider_secret = secrets.token_bytes(32), secrets.token_bytes(32)
+        pam_url = await children.start("pam", PamSettings(pam_db, {PAM_KEY: pam_secret}))
+        gateway_settings = dataclasses.replace(
+            ready,
+            database_url=gw_db,
+            operators={
+                SEAMLESS: OperatorSettings(
+                    OperatorPolicy(SEAMLESS), "seamless", pam_url, PAM_KEY, pam_secret
+                ),
+                LEDGER: OperatorSettings(OperatorPolicy(LEDGER)),
+            },
+            providers={"generic": ProviderConfig("generic", {PROVIDER_KEY: provider_secret})},
+            # As many connections as baseline A, plus two for the outbox worker and health checks.
+            pool_size=c + 2,
+        )
+        gateway_url = await children.start("gateway", gateway_settings)
+        seamless, ledger = await _players(ready, gw_db, pam_db, c)
+        provider = Provider(gateway_url, Signer(PROVIDER_KEY, provider_secret), http)
+        cpu = meter(server=children.pids["gateway"], PAM=children.pids["pam"])
+
+        print(f"C: full path, seamless backend via PAM, {c} workers, {secs:g} s ...", flush=True)
+        phase = await full_path("C. full path, seamless -> PAM", provider, seamless, secs, warm, cpu)
+        await verify(phase, gw_db, pam_db, SEAMLESS, seamless)
+        phases.append(done(phase))
+
+        print(f"D: full path, ledger backend, {c} workers, {secs:g} s ...", flush=True)
+        phase = await full_path("D. full path, ledger backend", provider, ledger, secs, warm, cpu)
+        await verify(phase, gw_db, None, LEDGER, ledger)
+        phases.append(done(phase))
+    for phase in phases:
+        cpu_line = ", ".join(f"{k} {v:.2f}" for k, v in phase.cpu_ms.items())
+        print(
+            f"   {phase.name[:1]}: CPU ms per op: {cpu_line};"
+            f" machine busy {phase.machine_busy:.0%}, steal {phase.steal:.0%}"
+        )
+        for note in phase.notes:
+            print(f"   {phase.name[:1]}: {note}")
+    return Run(args, pg, phases, started)
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+CPU_CAPTION = (
+    "CPU milliseconds per operation, by process, from /proc. 'unattributed' is busy time the"
+    " machine counted but charged to none of these processes: other programs, and kernel work"
+    " such as context switches and loopback networking. 'server' is the bare endpoint in B and"
+    " the gateway in C and D."
+)
+
+
+def _ratio(a: Phase, b: Phase) -> str:
+    return f"{a.rate / b.rate:.3f}" if b.rate else "n/a"
+
+
+def _target_line(target: float, seamless: Phase, ledger: Phase) -> str:
+    if not (target and seamless.rate and ledger.rate):
+        return "Target 1.5 x A: not measurable in this run."
+    return (
+        f"Target 1.5 x A = {target:,.0f} ops/s. Seamless path: {seamless.rate:,.0f} ops/s,"
+        f" {seamless.rate / target:.1%} of the target ({target / seamless.rate:.0f}x short)."
+        f" Ledger path: {ledger.rate:,.0f} ops/s, {ledger.rate / target:.1%} of the target"
+        f" ({target / ledger.rate:.0f}x short)."
+    )
+
+
+def _git(*args: str) -> str:
+    """Run a read-only git command (no optional locks, so not even the index is refreshed)."""
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+    done = subprocess.run(["git", *args], capture_output=True, text=True, check=True, env=env)  # noqa: S603, S607
+    return done.stdout.strip()
+
+
+def _commit() -> str:
+    """Return the repository's HEAD commit, marked if tracked files have changes, or 'unknown'."""
+    try:
+        head = _git("rev-parse", "--short", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"`{head}`" + (" (with uncommitted changes)" if dirty else "")
+
+
+def _environment(result: Run) -> list[str]:
+    args, pg = result.args, result.pg
+    loop = f"uvloop {uvloop.__version__}" if uvloop is not None else "asyncio"  # type: ignore[attr-defined]
+    command = (
+        f"python load/bench_wallet.py --seconds {args.seconds:g} --concurrency {args.concurrency}"
+        f" --warmup {args.warmup:g} --out {args.out}"
+    )
+    machine = (
+        f"- machine: `nproc` {len(os.sched_getaffinity(0))}, {platform.machine()},"
+        f" {platform.system()} {platform.release()}"
+    )
+    python = (
+        f"- Python {platform.python_version()}, {loop}, aiohttp {aiohttp.__version__},"
+        f" asyncpg {asyncpg.__version__}"
+    )
+    postgres = (
+        f"- PostgreSQL {pg['server_version']} (embedded, one server for every phase):"
+        f" fsync={pg['fsync']}, synchronous_commit={pg['synchronous_commit']},"
+        f" wal_sync_method={pg['wal_sync_method']}, full_page_writes={pg['full_page_writes']},"
+        f" commit_delay={pg['commit_delay']}, shared_buffers={pg['shared_buffers']}"
+    )
+    phases = (
+        f"- every phase: {args.concurrency} concurrent workers, {args.seconds:g} s measured after"
+        f" {args.warmup:g} s of warm-up"
+    )
+    when = f"Measured {result.started:%Y-%m-%d %H:%M} UTC at commit {_commit()} with"
+    return [when, "", "```", command, "```", "", machine, python, postgres, phases, ""]
+
+
+def results_block(result: Run) -> str:
+    """Return the generated part of docs/benchmarks.md: command, machine, figures and ratios."""
+    a, b, c, d = result.phases
+    lines = [BEGIN, *_environment(result)]
+    lines += [
+        "| phase | rate | p50 ms | p95 ms | p99 ms | completed | errors | refused |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {p.name} | {p.rate:,.0f} {p.unit}/s | {p.percentile_ms(50):.2f} |"
+        f" {p.percentile_ms(95):.2f} | {p.percentile_ms(99):.2f} | {p.ops:,} | {p.errors} |"
+        f" {sum(p.refused.values())} |"
+        for p in result.phases
+    ]
+    lines += [
+        "",
+        "Ratios, all from this run:",
+        "",
+        "| ratio | value |",
+        "|---|---:|",
+        f"| C / A: full path (seamless, via PAM) ops/s per one-row commit/s | {_ratio(c, a)} |",
+        f"| D / A: full path (ledger backend) ops/s per one-row commit/s | {_ratio(d, a)} |",
+        f"| C / B: full path (seamless) ops/s per bare HTTP req/s | {_ratio(c, b)} |",
+        f"| D / B: full path (ledger) ops/s per bare HTTP req/s | {_ratio(d, b)} |",
+        f"| B / A: bare HTTP req/s per one-row commit/s | {_ratio(b, a)} |",
+        "",
+        _target_line(1.5 * a.rate, c, d),
+        "",
+        CPU_CAPTION,
+        "",
+    ]
+    sources = ["load generator", "server", "PAM", "PostgreSQL", "Redis", "unattributed"]
+    lines += [
+        "| phase | " + " | ".join(sources) + " | machine busy | hypervisor steal |",
+        "|---|" + "---:|" * (len(sources) + 2),
+    ]
+    for p in result.phases:
+        cells = [f"{p.cpu_ms[k]:.2f}" if k in p.cpu_ms else "" for k in sources]
+        lines.append(f"| {p.name} | " + " | ".join(cells) + f" | {p.machine_busy:.0%} | {p.steal:.0%} |")
+    lines += ["", "Checks after the full-path phases:", ""]
+    lines += [f"- {p.name[:1]}: {note}" for p in (c, d) for note in p.notes]
+    lines += [END]
+    return "\n".join(lines) + "\n"
+
+
+DOC_HEAD = """# Benchmarks
+
+What one bet or win costs on the gateway's hot path, measured against two floors taken in the
+same run on the same machine: a one-row durable PostgreSQL commit, and a bare aiohttp request.
+The figures below the line are written by `load/bench_wallet.py`; rerun it to refresh them.
+
+"""
+
+
+def write_doc(path: Path, block: str) -> None:
+    """Replace the generated block in the document, or write a new document around it."""
+    if path.exists():
+        text = path.read_text()
+        if BEGIN in text and END in text:
+            pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END) + "\n?", re.DOTALL)
+            path.write_text(pattern.sub(lambda _: block, text, count=1))
+            return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(DOC_HEAD + "## Results\n\n" + block)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Return the command-line arguments."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured time per phase")
+    parser.add_argument("--concurrency", type=int, default=32, help="workers in every phase")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per phase")
+    parser.add_argument("--out", default="docs/benchmarks.md", help="document to write ('' for none)")
+    parser.add_argument("--profile-dir", help="cProfile each server process into DIR/<kind>.prof")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the embedded servers, run the phases, stop everything, and write the report."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    profile_dir = Path(args.profile_dir).resolve() if args.profile_dir else None
+    if profile_dir:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+    children = Children(profile_dir)
+    runner: Callable[[Awaitable[Run]], Run] = uvloop.run if uvloop is not None else asyncio.run  # type: ignore[assignment]
+    with tempfile.TemporaryDirectory(prefix="croupier-bench-") as tmp:
+        print(f"starting embedded PostgreSQL and Redis in {tmp} ...")
+        try:
+            with backing_services(Settings(data_dir=Path(tmp))) as ready:
+                try:
+                    result = runner(run(args, ready, children))
+                finally:
+                    children.stop_all()
+        except KeyboardInterrupt:
+            print("interrupted; every server was stopped", file=sys.stderr)
+            return 130
+    failed = any("CHECK FAILED" in note for p in result.phases for note in p.notes)
+    if args.out:
+        write_doc(Path(args.out), results_block(result))
+        print(f"wrote {args.out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())
