@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import aiohttp
-import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
@@ -21,6 +20,7 @@ from wallet.backends.base import OperatorWallet
 from wallet.backends.ledger import LedgerWallet
 from wallet.backends.seamless import SeamlessConfig, SeamlessWallet
 from wallet.core import OperatorRuntime, Wallet
+from wallet.db import create_pool
 from wallet.ledger import SCHEMA
 from wallet.metrics import Metrics
 from wallet.migrate import migrate
@@ -35,9 +35,7 @@ APP_BODY_LIMIT = 1024 * 1024
 async def _postgres(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     assert settings.database_url is not None
-    pool = await asyncpg.create_pool(
-        settings.database_url, min_size=2, max_size=settings.pool_size, command_timeout=30
-    )
+    pool = await create_pool(settings.database_url, max_size=settings.pool_size)
     async with pool.acquire() as conn:
         await migrate(conn, "wallet", SCHEMA)
     app[keys.PG_POOL] = pool

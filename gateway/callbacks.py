@@ -25,7 +25,16 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     """Read the body, refusing one over the limit without reading it all."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLargeError(f"body larger than {limit} bytes")
-    body = await request.content.read(limit + 1)
+    # StreamReader.read(n) returns what has arrived so far; a body in several segments needs a loop.
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await request.content.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    body = b"".join(chunks)
     if len(body) > limit:
         raise BodyTooLargeError(f"body larger than {limit} bytes")
     return body

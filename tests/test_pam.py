@@ -195,9 +195,7 @@ async def test_insufficient_funds_is_stored_and_replayed(pam):
         "INSUFFICIENT_FUNDS", 500, True,
     )  # fmt: skip
     assert await balance_of(pam) == 500
-    assert [(r["state"], r["status"]) for r in await rows(pam)] == [
-        ("rejected", "INSUFFICIENT_FUNDS")
-    ]
+    assert [(r["state"], r["status"]) for r in await rows(pam)] == [("rejected", "INSUFFICIENT_FUNDS")]
 
 
 async def test_unknown_player_and_other_currency_refuse_a_debit(pam):
@@ -283,9 +281,7 @@ async def test_rollback_naming_another_players_transaction_is_a_mismatch(pam):
 
 async def test_fifty_concurrent_identical_debits_apply_once(pam):
     await add_player(pam)
-    answers = await asyncio.gather(
-        *(send(pam, "POST", "/v1/debit", money("d1", 100)) for _ in range(50))
-    )
+    answers = await asyncio.gather(*(send(pam, "POST", "/v1/debit", money("d1", 100)) for _ in range(50)))
     assert {(s, a["status"], a["balance_minor"]) for s, a in answers} == {(200, "OK", 9_900)}
     assert sorted(a["replay"] for _, a in answers) == [False] + [True] * 49
     assert await balance_of(pam) == 9_900
@@ -378,9 +374,7 @@ BAD_INPUT = [
     bad("unknown-kind", credit("c1", kind="gift"), "/v1/credit"),
     bad("no-kind", money("c1"), "/v1/credit"),
     bad("no-reference", money("rb1"), "/v1/rollback"),
-    bad(
-        "balance-currency", {"request_id": "b", "player_id": "p1", "currency": "ZZZ"}, "/v1/balance"
-    ),
+    bad("balance-currency", {"request_id": "b", "player_id": "p1", "currency": "ZZZ"}, "/v1/balance"),
     bad("admin-no-balance", {"player_id": "p1", "currency": "EUR"}, "/admin/players"),
     bad(
         "admin-string-blocked",

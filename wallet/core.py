@@ -96,6 +96,11 @@ class Wallet:
             begun = await self._begin(conn, rt, op, caps)
             if begun.result is not None and begun.needs_balance:
                 return await self._with_current_balance(conn, rt, op, begun.result)
+            if isinstance(begun.error, RejectedError) and begun.needs_balance:
+                # A replayed refusal carries the current balance, like a replayed success.
+                current = await self._current_balance(conn, rt, op)
+                if current is not None:
+                    begun.error.balance_minor = current
         if begun.transfer is not None:
             return await self.forwarder.forward(self.pool, rt.policy, rt.backend, begun.op_id, begun.transfer)
         if begun.error is not None:
@@ -148,8 +153,7 @@ class Wallet:
                 return _Begun(result=result, needs_balance=True)
             if rt.backend.in_database:
                 reply = await rt.backend.transfer(conn, transfer, 0.0)
-                row = await ledger.lock_operation(conn, op_id)
-                outcome = await self.forwarder.settle(conn, row, transfer, reply)
+                outcome = await self.forwarder.settle(conn, op_id, transfer, reply)
                 if isinstance(outcome, RejectedError):
                     return _Begun(error=outcome)
                 return _Begun(result=outcome)
@@ -175,6 +179,7 @@ class Wallet:
             create = not rules.credit_needs_bet(op, caps)
             round_ = await ledger.lock_round(conn, op, op.round_id, create=create)
             rules.check_credit(op, caps, round_)
+            game_id = op.game_id or (round_["game_id"] if round_ is not None else None)
             # A credit's intent counts at once: a rollback of its round's bet is now refused.
             await ledger.change_round(
                 conn,
@@ -185,7 +190,7 @@ class Wallet:
                 "win",
                 op.amount_minor or 0,
             )
-            return self._transfer(op, TransferType.CREDIT, op.amount_minor or 0)
+            return self._transfer(op, TransferType.CREDIT, op.amount_minor or 0, game_id=game_id)
         if op.kind is Kind.ROLLBACK:
             return await self._plan_rollback(conn, op, caps)
         round_ = await ledger.lock_round(conn, op, op.round_id, create=True)
@@ -244,6 +249,7 @@ class Wallet:
             TransferType.ROLLBACK,
             target["amount_minor"],
             round_id=target["round_id"],
+            game_id=op.game_id or target["game_id"],
             reference=str(target["transaction_id"]),
             reverses=reverses,
         )
@@ -255,6 +261,7 @@ class Wallet:
         amount_minor: int,
         *,
         round_id: str | None = None,
+        game_id: str | None = None,
         reference: str | None = None,
         reverses: TransferType | None = None,
     ) -> Transfer:
@@ -267,7 +274,7 @@ class Wallet:
             currency=op.currency,
             amount_minor=amount_minor,
             round_id=round_id or op.round_id,
-            game_id=op.game_id,
+            game_id=game_id or op.game_id,
             credit_kind=op.credit_kind if type_ is TransferType.CREDIT else None,
             reference_transaction_id=reference,
             reverses=reverses,
@@ -293,7 +300,8 @@ class Wallet:
             raise InProgressError("the same operation is being applied")
         if state is State.REJECTED:
             reason = Reason(stored["reason"])
-            return _Begun(error=RejectedError(reason, reason.value, stored["balance_minor"]))
+            error = RejectedError(reason, reason.value, stored["balance_minor"], replay=True)
+            return _Begun(error=error, needs_balance=True)
         result = Result(
             op.transaction_id,
             op.currency,
@@ -304,14 +312,18 @@ class Wallet:
         )
         return _Begun(result=result, needs_balance=True)
 
-    async def _with_current_balance(
-        self, conn: Connection, rt: OperatorRuntime, op: Operation, result: Result
-    ) -> Result:
+    @staticmethod
+    async def _current_balance(conn: Connection, rt: OperatorRuntime, op: Operation) -> int | None:
         try:
             reply = await rt.backend.balance(conn, op.operator, op.player_id, op.currency)
         except UnavailableError:
-            reply = None
-        balance = reply.balance_minor if reply is not None and reply.ok else None
+            return None
+        return reply.balance_minor if reply.ok else None
+
+    async def _with_current_balance(
+        self, conn: Connection, rt: OperatorRuntime, op: Operation, result: Result
+    ) -> Result:
+        balance = await self._current_balance(conn, rt, op)
         if balance is None:
             balance = result.balance_minor
         if balance is None:

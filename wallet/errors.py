@@ -44,10 +44,13 @@ class AuthenticationError(WalletError):
 class RejectedError(WalletError):
     """The operation was refused for a business reason; the refusal is stored and replays."""
 
-    def __init__(self, reason: Reason, message: str = "", balance_minor: int | None = None) -> None:
+    def __init__(
+        self, reason: Reason, message: str = "", balance_minor: int | None = None, *, replay: bool = False
+    ) -> None:
         super().__init__(message or reason.value)
         self.reason = reason
         self.balance_minor = balance_minor
+        self.replay = replay
 
 
 class MismatchError(WalletError):

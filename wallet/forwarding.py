@@ -89,26 +89,19 @@ class Forwarder:
         self.metrics = metrics
 
     async def settle(
-        self, conn: Connection, row: asyncpg.Record, transfer: Transfer, reply: Reply
+        self, conn: Connection, op_id: int, transfer: Transfer, reply: Reply
     ) -> Result | RejectedError:
         """Record a definite answer for a pending operation; call inside a transaction."""
-        op_id = row["id"]
         if reply.ok:
-            await ledger.finish(conn, op_id, State.APPLIED, None, reply.balance_minor)
-            await ledger.add_entry(conn, op_id, row, _signed(transfer))
-            if transfer.type is TransferType.DEBIT:
-                await ledger.change_round(
-                    conn,
-                    row["provider"],
-                    row["operator"],
-                    row["player_id"],
-                    row["round_id"],
-                    "bet",
-                    transfer.amount_minor,
-                )
+            # A debit counts in its round only once applied; credits and rollbacks were counted
+            # when first taken, so that a rollback racing them sees the round as settled.
+            change = "bet" if transfer.type is TransferType.DEBIT else None
+            row = await ledger.settle_applied(
+                conn, op_id, reply.balance_minor, _signed(transfer), change, transfer.amount_minor
+            )
             return Result(row["transaction_id"], row["currency"], reply.balance_minor)
         reason = reply.reason
-        await ledger.finish(conn, op_id, State.REJECTED, reason, reply.balance_minor)
+        row = await ledger.finish(conn, op_id, State.REJECTED, reason, reply.balance_minor)
         await self._undo_intent(conn, row, transfer)
         return RejectedError(reason, reply.status.value, reply.balance_minor)
 
@@ -145,11 +138,10 @@ class Forwarder:
             reply = None
         async with pool.acquire() as conn, conn.transaction():
             row = await ledger.lock_operation(conn, op_id)
-            untouched = await ledger.outbox_untouched(conn, op_id)
             if row["state"] != State.PENDING.value:
                 outcome = self._from_row(row)
             elif is_debit:
-                outcome = await self._settle_debit(conn, row, transfer, reply, untouched)
+                outcome = await self._settle_debit(conn, op_id, transfer, reply)
             else:
                 outcome = await self._settle_owed(conn, policy, row, transfer, reply)
         if isinstance(outcome, Exception):
@@ -157,17 +149,12 @@ class Forwarder:
         return outcome
 
     async def _settle_debit(
-        self,
-        conn: Connection,
-        row: asyncpg.Record,
-        transfer: Transfer,
-        reply: Reply | None,
-        untouched: bool,
+        self, conn: Connection, op_id: int, transfer: Transfer, reply: Reply | None
     ) -> Result | RejectedError:
-        op_id = row["id"]
-        if reply is not None and untouched and (reply.ok or reply.status in _DEBIT_NOT_TAKEN):
-            await ledger.cancel(conn, op_id)
-            return await self.settle(conn, row, transfer, reply)
+        definite = reply is not None and (reply.ok or reply.status in _DEBIT_NOT_TAKEN)
+        # The outbox row is cancelled only if no worker has begun cancelling the debit already.
+        if reply is not None and definite and await ledger.cancel_untouched(conn, op_id):
+            return await self.settle(conn, op_id, transfer, reply)
         # Unknown, refused oddly, or the outbox already began cancelling it: the bet is rolled
         # back at the operator and refused here, never left half-applied.
         await ledger.hurry(conn, op_id)
@@ -186,7 +173,7 @@ class Forwarder:
         if reply is not None:
             # A definite answer: whatever the outbox does with its copy, the operator dedupes it.
             await ledger.cancel(conn, op_id)
-            return await self.settle(conn, row, transfer, reply)
+            return await self.settle(conn, op_id, transfer, reply)
         await ledger.hurry(conn, op_id)
         await ledger.finish(conn, op_id, State.QUEUED)
         if policy.answer_after_operator:
@@ -234,7 +221,7 @@ class Forwarder:
                 if pending:
                     await ledger.finish(conn, row["id"], State.REJECTED, Reason.OPERATOR_UNKNOWN)
             elif pending:
-                await self.settle(conn, row, transfer, reply)
+                await self.settle(conn, row["id"], transfer, reply)
             done = "delivered" if reply.ok else "dead"
             if not reply.ok:
                 log.error(

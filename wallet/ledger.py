@@ -86,16 +86,49 @@ async def finish(
     state: State,
     reason: Reason | None = None,
     balance_minor: int | None = None,
-) -> None:
-    """Record an operation's outcome and the balance that was answered."""
-    await conn.execute(
+) -> asyncpg.Record:
+    """Record an operation's outcome and the balance that was answered; return the row."""
+    row = await conn.fetchrow(
         "UPDATE croupier.operations SET state = $2, reason = $3, balance_minor = $4,"
-        " updated_at = now() WHERE id = $1",
+        " updated_at = now() WHERE id = $1 RETURNING *",
         op_id,
         state.value,
         reason.value if reason else None,
         balance_minor,
     )
+    assert row is not None
+    return row
+
+
+async def settle_applied(
+    conn: Connection,
+    op_id: int,
+    balance_minor: int | None,
+    signed_minor: int,
+    round_change: str | None = None,
+    round_minor: int = 0,
+) -> asyncpg.Record:
+    """Mark an operation applied, append its entry and count it in its round, in one statement."""
+    count = ""
+    if round_change is not None:
+        count = (
+            f", r AS (UPDATE croupier.rounds SET {_ROUND_CHANGES[round_change].format(amount='$4')}"
+            " FROM o WHERE rounds.provider = o.provider AND rounds.operator = o.operator"
+            " AND rounds.player_id = o.player_id AND rounds.round_id = o.round_id)"
+        )
+    row = await conn.fetchrow(
+        "WITH o AS (UPDATE croupier.operations SET state = 'applied', reason = NULL,"
+        " balance_minor = $2, updated_at = now() WHERE id = $1 RETURNING *),"
+        " e AS (INSERT INTO croupier.entries (operation_id, operator, player_id, currency, amount_minor)"
+        f" SELECT id, operator, player_id, currency, $3 FROM o){count}"
+        " SELECT transaction_id, currency FROM o",
+        op_id,
+        balance_minor,
+        signed_minor,
+        *((round_minor,) if round_change is not None and "{amount}" in _ROUND_CHANGES[round_change] else ()),
+    )
+    assert row is not None
+    return row
 
 
 async def mark_reversed(conn: Connection, op_id: int, reversed_: bool = True) -> None:
@@ -107,19 +140,6 @@ async def mark_reversed(conn: Connection, op_id: int, reversed_: bool = True) ->
     )
 
 
-async def add_entry(conn: Connection, op_id: int, row: asyncpg.Record, signed_minor: int) -> None:
-    """Append the money movement of an applied operation."""
-    await conn.execute(
-        "INSERT INTO croupier.entries (operation_id, operator, player_id, currency, amount_minor)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        op_id,
-        row["operator"],
-        row["player_id"],
-        row["currency"],
-        signed_minor,
-    )
-
-
 async def lock_round(
     conn: Connection, op: Operation, round_id: str | None, *, create: bool
 ) -> asyncpg.Record | None:
@@ -127,9 +147,12 @@ async def lock_round(
     if round_id is None:
         return None
     if create:
-        await conn.execute(
+        # DO UPDATE (to the same value) both locks an existing row and returns it: one statement.
+        return await conn.fetchrow(
             "INSERT INTO croupier.rounds (provider, operator, player_id, round_id, game_id, currency)"
-            " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            " VALUES ($1, $2, $3, $4, $5, $6)"
+            " ON CONFLICT (provider, operator, player_id, round_id) DO UPDATE SET state = rounds.state"
+            " RETURNING *",
             op.provider,
             op.operator,
             op.player_id,
@@ -148,13 +171,13 @@ async def lock_round(
 
 
 _ROUND_CHANGES = {
-    "bet": "bets_count = bets_count + 1, live_bets = live_bets + 1, bets_minor = bets_minor + $5",
-    "win": "wins_count = wins_count + 1, wins_minor = wins_minor + $5",
-    "unwin": "wins_count = wins_count - 1, wins_minor = wins_minor - $5",
+    "bet": "bets_count = bets_count + 1, live_bets = live_bets + 1, bets_minor = bets_minor + {amount}",
+    "win": "wins_count = wins_count + 1, wins_minor = wins_minor + {amount}",
+    "unwin": "wins_count = wins_count - 1, wins_minor = wins_minor - {amount}",
     "unrefund": "live_bets = live_bets + 1, refunds_count = refunds_count - 1,"
-    " refunds_minor = refunds_minor - $5",
+    " refunds_minor = refunds_minor - {amount}",
     "refund": "live_bets = live_bets - 1, refunds_count = refunds_count + 1,"
-    " refunds_minor = refunds_minor + $5",
+    " refunds_minor = refunds_minor + {amount}",
     "close": "state = 'closed', closed_at = coalesce(closed_at, now())",
 }
 
@@ -172,10 +195,10 @@ async def change_round(
     if round_id is None:
         return
     args: tuple[object, ...] = (provider, operator, player_id, round_id)
-    if "$5" in _ROUND_CHANGES[change]:
+    if "{amount}" in _ROUND_CHANGES[change]:
         args += (amount_minor,)
     await conn.execute(
-        f"UPDATE croupier.rounds SET {_ROUND_CHANGES[change]}"
+        f"UPDATE croupier.rounds SET {_ROUND_CHANGES[change].format(amount='$5')}"
         " WHERE provider = $1 AND operator = $2 AND player_id = $3 AND round_id = $4",
         *args,
     )
@@ -201,12 +224,14 @@ async def schedule(
     )
 
 
-async def outbox_untouched(conn: Connection, op_id: int) -> bool:
-    """Lock an operation's outbox row; return whether it is scheduled and no worker has tried it."""
-    row = await conn.fetchrow(
-        "SELECT state, attempts FROM croupier.outbox WHERE operation_id = $1 FOR UPDATE", op_id
+async def cancel_untouched(conn: Connection, op_id: int) -> bool:
+    """Cancel an operation's outbox row if no worker has tried it yet; return whether it was."""
+    cancelled = await conn.fetchval(
+        "UPDATE croupier.outbox SET state = 'cancelled'"
+        " WHERE operation_id = $1 AND state = 'scheduled' AND attempts = 0 RETURNING true",
+        op_id,
     )
-    return row is not None and row["state"] == "scheduled" and row["attempts"] == 0
+    return bool(cancelled)
 
 
 async def cancel(conn: Connection, op_id: int) -> None:

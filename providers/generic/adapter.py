@@ -135,6 +135,8 @@ class GenericAdapter(Adapter):
             "message": str(error),
             "retryable": native.retryable,
         }
+        if isinstance(error, RejectedError):
+            payload["replay"] = error.replay
         if isinstance(error, RejectedError) and error.balance_minor is not None and op is not None:
             payload["balance"] = format_major(error.balance_minor, ctx.currency(op.currency))
         if isinstance(error, MismatchError):

@@ -152,7 +152,8 @@ def _money(data: Mapping[str, Any], op: OpType) -> Money:
         currency=_currency(data),
         amount_minor=_minor(data, "amount_minor"),
         round_id=_text(data, "round_id"),
-        game_id=_text(data, "game_id"),
+        # A refund or a jackpot may not name a game: owed money is never refused for that.
+        game_id=None if data.get("game_id") is None else _text(data, "game_id"),
         provider=_text(data, "provider"),
         kind=kind,
         reference_transaction_id=reference,

@@ -11,6 +11,7 @@ import asyncpg
 import iso4217
 import orjson
 
+from wallet.db import create_pool
 from wallet.migrate import migrate
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class Money:
     currency: str
     amount_minor: int
     round_id: str
-    game_id: str
+    game_id: str | None
     provider: str
     kind: str | None = None
     reference_transaction_id: str | None = None
@@ -158,14 +159,14 @@ ORDER BY seq LIMIT $4
 """
 
 
-async def open_pool(database_url: str) -> Pool:
+async def open_pool(database_url: str, pool_size: int = 20) -> Pool:
     """Create a connection pool on the wallet's database and bring its schema up to date."""
     conn = await asyncpg.connect(database_url)
     try:
         await migrate(conn, "wallet.pam", "pam")
     finally:
         await conn.close()
-    return await asyncpg.create_pool(database_url)
+    return await create_pool(database_url, max_size=pool_size)
 
 
 async def set_player(

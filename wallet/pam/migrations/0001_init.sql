@@ -19,7 +19,7 @@ CREATE TABLE transactions (
     -- reverse), so the listing sums; every other row keeps the amount requested.
     amount_minor             bigint NOT NULL CHECK (amount_minor >= 0),
     round_id                 text NOT NULL,
-    game_id                  text NOT NULL,
+    game_id                  text,
     provider                 text NOT NULL,
     kind                     text,
     reference_transaction_id text,
