@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from aiohttp import web
 
-from providers.base import Adapter, ProviderConfig, Route
+from providers.base import Adapter, ProviderConfig, Route, json_response
 from providers.generic import errors, schemas
 from wallet.errors import (
     AuthenticationError,
@@ -112,7 +112,7 @@ class GenericAdapter(Adapter):
         """Answer OK with the balance as a decimal string."""
         currency = ctx.currency(op.currency)
         balance = None if result.balance_minor is None else format_major(result.balance_minor, currency)
-        return web.json_response(
+        return json_response(
             {
                 "status": "OK",
                 "balance": balance,
@@ -141,7 +141,7 @@ class GenericAdapter(Adapter):
             payload["balance"] = format_major(error.balance_minor, ctx.currency(op.currency))
         if isinstance(error, MismatchError):
             payload["field"] = error.field
-        return web.json_response(payload, status=native.http_status)
+        return json_response(payload, status=native.http_status)
 
 
 def _native(error: WalletError) -> errors.NativeError:
