@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import asyncpg
@@ -13,6 +12,7 @@ import orjson
 
 from wallet.db import create_pool
 from wallet.migrate import migrate
+from wallet.operations import ReplyStatus
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -26,20 +26,8 @@ OpType = Literal["debit", "credit", "rollback"]
 ISO_CURRENCIES = frozenset(currency.value for currency in iso4217.Currency)
 
 
-class Status(StrEnum):
-    """The closed list of statuses of the Operator Wallet API v1."""
-
-    OK = "OK"
-    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
-    PLAYER_NOT_FOUND = "PLAYER_NOT_FOUND"
-    PLAYER_BLOCKED = "PLAYER_BLOCKED"
-    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"
-    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
-    TRANSACTION_MISMATCH = "TRANSACTION_MISMATCH"
-    TRANSACTION_ROLLED_BACK = "TRANSACTION_ROLLED_BACK"
-    INVALID_REQUEST = "INVALID_REQUEST"
-    INVALID_SIGNATURE = "INVALID_SIGNATURE"
-    INTERNAL_ERROR = "INTERNAL_ERROR"
+# The reference wallet answers with the protocol's own closed list of statuses.
+Status = ReplyStatus
 
 
 class UnknownCurrencyError(Exception):
