@@ -95,13 +95,7 @@ async def _wallet(app: web.Application) -> AsyncIterator[None]:
 
 def load_adapters(settings: Settings) -> dict[str, Adapter]:
     """Instantiate the configured providers' adapters; a missing or bad plug-in fails here."""
-    found = registry.available()
-    adapters = {}
-    for name, config in settings.providers.items():
-        if name not in found:
-            raise registry.PluginError(f"provider {name!r} is configured but no plug-in is registered")
-        adapters[name] = found[name](config)
-    return adapters
+    return {name: registry.load(name)(config) for name, config in settings.providers.items()}
 
 
 def create_app(settings: Settings) -> web.Application:

@@ -19,14 +19,14 @@ from gateway.app import create_app
 from gateway.runtime import ensure_database
 from gateway.settings import OperatorSettings, Settings
 from providers.base import ProviderConfig
-from providers.generic.simulator import Answer, GenericSimulator
+from providers.generic.simulator import GenericSimulator
+from providers.simulator import ProviderSimulator, SimAnswer, SimPlayer
 from wallet.backends.ledger import open_account
 from wallet.money import CurrencyTable, format_major
 from wallet.pam import store as pam_store
 from wallet.pam.server import PAM_POOL, create_pam_app
 from wallet.pam.settings import PamSettings
 from wallet.policy import OperatorPolicy
-from wallet.signing import Signer
 
 CURRENCY = "EUR"
 OPENING_MINOR = 100_000
@@ -47,9 +47,9 @@ class Tally:
     replays: int = 0
     refused: dict[str, int] = field(default_factory=dict)
 
-    def refuse(self, answer: Answer) -> None:
+    def refuse(self, answer: SimAnswer) -> None:
         """Count a refusal by its code."""
-        code = answer.code or "UNKNOWN"
+        code = answer.native_code or answer.outcome.value
         self.refused[code] = self.refused.get(code, 0) + 1
 
 
@@ -82,12 +82,11 @@ async def _serve(app: web.Application) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def _round(sim: GenericSimulator, rng: random.Random, player: tuple[str, str], tally: Tally) -> None:
-    player_id, token = player
+async def _round(sim: ProviderSimulator, rng: random.Random, player: SimPlayer, tally: Tally) -> None:
     round_id = uuid.uuid4().hex
+    bet_tx = f"bet-{round_id}"
     stake_minor = rng.randrange(100, 501, 50)
-    stake = format_major(stake_minor, CurrencyTable().get(CURRENCY))
-    tx_id, answer = await sim.bet(token, player_id, CURRENCY, stake, round_id)
+    answer = await sim.bet(player, stake_minor, round_id, bet_tx, retry=True)
     tally.rounds += 1
     if not answer.ok:
         tally.refuse(answer)
@@ -95,23 +94,21 @@ async def _round(sim: GenericSimulator, rng: random.Random, player: tuple[str, s
     tally.bets += 1
     tally.bets_minor += stake_minor
     if rng.random() < RETRY_SHARE:  # a provider retrying a bet it never saw answered: must replay
-        _, again = await sim.bet(token, player_id, CURRENCY, stake, round_id, tx_id=tx_id)
-        tally.replays += int(bool(again.body.get("replay")))
+        again = await sim.bet(player, stake_minor, round_id, bet_tx)
+        tally.replays += int(bool(again.ok and again.replay))
     if rng.random() < REFUND_SHARE:  # the game failed: the provider refunds the bet
-        refund = await sim.rollback(player_id, CURRENCY, tx_id, round_id)
+        refund = await sim.rollback(player, bet_tx, round_id, f"refund-{round_id}", stake_minor)
         tally.rollbacks += int(refund.ok)
         return
     win_minor = rng.choice((0, 0, 0, stake_minor // 2, stake_minor, stake_minor * 2, stake_minor * 5))
     if win_minor or rng.random() < ZERO_WIN_SHARE:  # zero wins are sent too, as many studios do
-        win = await sim.win(
-            player_id, CURRENCY, format_major(win_minor, CurrencyTable().get(CURRENCY)), round_id
-        )
+        win = await sim.win(player, win_minor, round_id, f"win-{round_id}", bet_tx)
         if win.ok:
             tally.wins += 1
             tally.wins_minor += win_minor
         else:
             tally.refuse(win)
-    await sim.end_round(player_id, CURRENCY, round_id)
+    await sim.end_round(player, round_id)
 
 
 async def _checks(
@@ -184,8 +181,8 @@ async def run_demo(
         app = create_app(settings)
         async with _serve(app) as gateway_url, aiohttp.ClientSession() as http:
             roster: list[tuple[str, str]] = []
-            sims: dict[str, GenericSimulator] = {}
-            tokens: list[tuple[str, tuple[str, str]]] = []
+            players_: list[SimPlayer] = []
+            sim = GenericSimulator(gateway_url, http, settings.providers["generic"])
             for n in range(players):
                 operator = SEAMLESS if n % 2 == 0 else LEDGER
                 player_id = f"player-{n:03d}"
@@ -198,17 +195,12 @@ async def run_demo(
                     operator, player_id, CURRENCY, "generic", "demo-slot"
                 )
                 roster.append((operator, player_id))
-                tokens.append((operator, (player_id, session.token)))
-                sims.setdefault(
-                    operator,
-                    GenericSimulator(gateway_url, Signer("gen-1", provider_secret), http, operator),
-                )
+                players_.append(SimPlayer(operator, player_id, CURRENCY, session.token))
             gate = asyncio.Semaphore(16)
 
             async def one(i: int) -> None:
-                operator, player = tokens[i % len(tokens)]
                 async with gate:
-                    await _round(sims[operator], rng, player, tally)
+                    await _round(sim, rng, players_[i % len(players_)], tally)
 
             await asyncio.gather(*(one(i) for i in range(rounds)))
             waiting = await _drain_outbox(app)

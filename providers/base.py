@@ -15,6 +15,7 @@ from wallet.policy import Capabilities
 
 if TYPE_CHECKING:
     from providers.context import ProviderContext
+    from providers.simulator import ProviderSimulator
     from wallet.errors import WalletError
     from wallet.operations import Operation, Result
 
@@ -42,6 +43,38 @@ class ProviderConfig:
     name: str
     secrets: Mapping[str, bytes] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Game:
+    """One game in a provider's catalogue."""
+
+    provider: str
+    game_id: str
+    name: str
+    type: str = "slots"
+    rtp_variants: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ("desktop", "mobile")
+    # Jurisdictions the game is certified for; empty means every one.
+    jurisdictions: tuple[str, ...] = ()
+    demo: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    """What a provider needs to start a game for a player's session."""
+
+    token: str
+    user_id: str  # the player as the provider knows it (see providers.identity)
+    game_id: str
+    currency: str
+    language: str = "en"
+    country: str | None = None
+    jurisdiction: str | None = None
+    device: str = "desktop"
+    real: bool = True
+    lobby_url: str | None = None
+    cashier_url: str | None = None
 
 
 class Adapter(ABC):
@@ -74,6 +107,31 @@ class Adapter(ABC):
         self, route: Route, error: WalletError, op: Operation | None, ctx: ProviderContext
     ) -> web.StreamResponse:
         """Answer a failed operation with the native error code."""
+
+    def catalogue(self) -> list[Game]:
+        """Return the provider's games, from the `games` list in its configuration."""
+        return [
+            Game(
+                provider=self.name,
+                game_id=str(raw["id"]),
+                name=str(raw.get("name", raw["id"])),
+                type=str(raw.get("type", "slots")),
+                rtp_variants=tuple(raw.get("rtp_variants", ())),
+                devices=tuple(raw.get("devices", ("desktop", "mobile"))),
+                jurisdictions=tuple(raw.get("jurisdictions", ())),
+                demo=bool(raw.get("demo", True)),
+            )
+            for raw in self.config.options.get("games", [])
+        ]
+
+    @abstractmethod
+    def launch_url(self, launch: LaunchRequest) -> str:
+        """Return the URL that opens the game for this launch, in the provider's own format."""
+
+    @classmethod
+    @abstractmethod
+    def simulator(cls) -> type[ProviderSimulator]:
+        """Return the class that plays as this provider, for the demo, tests and conformance kit."""
 
     @classmethod
     def validate(cls) -> None:

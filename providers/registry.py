@@ -13,16 +13,27 @@ class PluginError(RuntimeError):
     """A provider plug-in is missing, broken or incomplete; raised at start, not on the first bet."""
 
 
+def names() -> list[str]:
+    """Return the names of every registered provider plug-in."""
+    return sorted(ep.name for ep in entry_points(group=GROUP))
+
+
+def load(name: str) -> type[Adapter]:
+    """Load and validate one registered adapter class."""
+    matches = entry_points(group=GROUP, name=name)
+    if not matches:
+        raise PluginError(f"provider {name!r} is configured but no plug-in is registered")
+    (ep,) = tuple(matches)[:1]
+    try:
+        cls = ep.load()
+    except (ImportError, AttributeError) as exc:
+        raise PluginError(f"provider plug-in {name!r} does not load: {exc}") from exc
+    return check(name, cls)
+
+
 def available() -> dict[str, type[Adapter]]:
     """Return every registered adapter class by name, each validated."""
-    found: dict[str, type[Adapter]] = {}
-    for ep in entry_points(group=GROUP):
-        try:
-            cls = ep.load()
-        except (ImportError, AttributeError) as exc:
-            raise PluginError(f"provider plug-in {ep.name!r} does not load: {exc}") from exc
-        found[ep.name] = check(ep.name, cls)
-    return found
+    return {name: load(name) for name in names()}
 
 
 def check(name: str, cls: object) -> type[Adapter]:

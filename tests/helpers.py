@@ -398,10 +398,9 @@ class Harness:
         await client.start_server()
         self.stack.push_async_callback(client.close)
         sim = GenericSimulator(
-            base_url=str(client.make_url("/")),
-            signer=provider_signer(),
-            http=client.session,
-            operator=OPERATOR,
+            str(client.make_url("/")),
+            client.session,
+            ProviderConfig(PROVIDER, {PROVIDER_KEY_ID: PROVIDER_SECRET}),
         )
         return Gateway(backend, app, client, sim, pam)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
+from urllib.parse import urlencode
 
 from aiohttp import web
 
-from providers.base import Adapter, ProviderConfig, Route, json_response
+from providers.base import Adapter, LaunchRequest, ProviderConfig, Route, json_response
 from providers.generic import errors, schemas
 from wallet.errors import (
     AuthenticationError,
@@ -26,6 +27,7 @@ from wallet.signing import SignatureError, Verifier
 
 if TYPE_CHECKING:
     from providers.context import ProviderContext
+    from providers.simulator import ProviderSimulator
 
 _KINDS = {
     "balance": Kind.BALANCE,
@@ -47,6 +49,31 @@ class GenericAdapter(Adapter):
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
         self.verifier = Verifier(config.secrets)
+
+    def launch_url(self, launch: LaunchRequest) -> str:
+        """Return the studio's game URL with the session in its query string."""
+        base = str(self.config.options.get("launch_base_url", "https://games.example.invalid/generic"))
+        query = {
+            "game": launch.game_id,
+            "token": launch.token,
+            "user": launch.user_id,
+            "currency": launch.currency,
+            "lang": launch.language,
+            "mode": "real" if launch.real else "demo",
+            "device": launch.device,
+            "jurisdiction": launch.jurisdiction,
+            "country": launch.country,
+            "lobby": launch.lobby_url,
+            "cashier": launch.cashier_url,
+        }
+        return f"{base}?{urlencode({k: v for k, v in query.items() if v is not None})}"
+
+    @classmethod
+    def simulator(cls) -> type[ProviderSimulator]:
+        """Return the generic protocol's simulator."""
+        from providers.generic.simulator import GenericSimulator  # noqa: PLC0415 -- cycle
+
+        return GenericSimulator
 
     def authenticate(self, request: web.Request, body: bytes) -> None:
         """Check the HMAC signature, key id and timestamp."""
