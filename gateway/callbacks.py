@@ -11,10 +11,12 @@ import redis.exceptions
 from aiohttp import web
 
 from gateway.keys import PROVIDER_CONTEXT, WALLET
-from providers.base import Adapter, Route
+from providers.base import Adapter, Batch, Route
+from providers.context import ProviderContext
+from wallet.core import Wallet
 from wallet.errors import BodyTooLargeError, UnavailableError, WalletError
 from wallet.metrics import Metrics
-from wallet.operations import Operation
+from wallet.operations import Operation, Result
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,20 @@ def _outcome(error: WalletError) -> str:
     return type(error).__name__.removesuffix("Error").lower()
 
 
+async def _run_batch(
+    adapter: Adapter, route: Route, batch: Batch, wallet: Wallet, ctx: ProviderContext
+) -> web.StreamResponse:
+    """Apply a batch in order, stopping at the first error, and let the adapter answer for all."""
+    outcomes: list[Result | WalletError] = []
+    for op in batch.operations:
+        try:
+            outcomes.append(await wallet.execute(op, adapter.capabilities))
+        except WalletError as exc:
+            outcomes.append(exc)
+            break
+    return adapter.render_batch(route, batch, outcomes, ctx)
+
+
 def make_handler(adapter: Adapter, route: Route, metrics: Metrics) -> Handler:
     """Return the aiohttp handler for one route of one adapter."""
     provider = adapter.name
@@ -57,7 +73,10 @@ def make_handler(adapter: Adapter, route: Route, metrics: Metrics) -> Handler:
         try:
             body = await read_body(request, adapter.max_body_bytes)
             adapter.authenticate(request, body)
-            op = await adapter.parse(route, request, body, ctx)
+            parsed = await adapter.parse(route, request, body, ctx)
+            if isinstance(parsed, Batch):
+                return await _run_batch(adapter, route, parsed, wallet, ctx)
+            op = parsed
             result = await wallet.execute(op, adapter.capabilities)
             if result.replay:
                 outcome = "replay"

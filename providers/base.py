@@ -77,6 +77,17 @@ class LaunchRequest:
     cashier_url: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Several operations from one provider call, applied in order, each exactly once by its own id.
+
+    The gateway stops at the first error: nothing after a refused operation is applied, and a
+    retry of the same call replays what was applied and carries on.
+    """
+
+    operations: tuple[Operation, ...]
+
+
 class Adapter(ABC):
     """Speaks one provider's native protocol: verify, parse into canonical operations, answer."""
 
@@ -95,8 +106,10 @@ class Adapter(ABC):
         """Raise AuthenticationError unless the request is really from the provider."""
 
     @abstractmethod
-    async def parse(self, route: Route, request: web.Request, body: bytes, ctx: ProviderContext) -> Operation:
-        """Turn a verified request into one canonical operation; raise InvalidRequestError."""
+    async def parse(
+        self, route: Route, request: web.Request, body: bytes, ctx: ProviderContext
+    ) -> Operation | Batch:
+        """Turn a verified request into one operation (or a Batch); raise InvalidRequestError."""
 
     @abstractmethod
     def render(self, route: Route, op: Operation, result: Result, ctx: ProviderContext) -> web.StreamResponse:
@@ -132,6 +145,12 @@ class Adapter(ABC):
     @abstractmethod
     def simulator(cls) -> type[ProviderSimulator]:
         """Return the class that plays as this provider, for the demo, tests and conformance kit."""
+
+    def render_batch(
+        self, route: Route, batch: Batch, outcomes: Sequence[Result | WalletError], ctx: ProviderContext
+    ) -> web.StreamResponse:
+        """Answer a batch: one outcome per operation tried, in order, up to the first error."""
+        raise NotImplementedError(f"{self.name} parsed a batch but does not render one")
 
     @classmethod
     def validate(cls) -> None:

@@ -28,6 +28,7 @@ from wallet.operations import (
     State,
     Transfer,
     TransferType,
+    with_balance,
 )
 from wallet.policy import Capabilities, OperatorPolicy
 
@@ -147,9 +148,11 @@ class Wallet:
                 return _Begun(error=exc)
             if transfer is None:
                 # Nothing moves (end of round, tombstone, nothing left to reverse): answer with the balance.
-                await ledger.finish(conn, op_id, State.APPLIED)
+                row = await ledger.finish(conn, op_id, State.APPLIED)
                 tombstone = await self._is_tombstone(conn, op)
-                result = Result(op.transaction_id, op.currency, None, tombstone=tombstone)
+                result = Result(
+                    op.transaction_id, op.currency, None, tombstone=tombstone, processed_at=row["created_at"]
+                )
                 return _Begun(result=result, needs_balance=True)
             if rt.backend.in_database:
                 reply = await rt.backend.transfer(conn, transfer, 0.0)
@@ -309,6 +312,7 @@ class Wallet:
             replay=True,
             tombstone=await self._is_tombstone(conn, op),
             queued=state is State.QUEUED,
+            processed_at=stored["created_at"],
         )
         return _Begun(result=result, needs_balance=True)
 
@@ -328,11 +332,4 @@ class Wallet:
             balance = result.balance_minor
         if balance is None:
             balance = await ledger.last_known_balance(conn, op.operator, op.player_id)
-        return Result(
-            result.transaction_id,
-            result.currency,
-            balance,
-            replay=result.replay,
-            tombstone=result.tombstone,
-            queued=result.queued,
-        )
+        return with_balance(result, balance)

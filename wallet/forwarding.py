@@ -99,7 +99,9 @@ class Forwarder:
             row = await ledger.settle_applied(
                 conn, op_id, reply.balance_minor, _signed(transfer), change, transfer.amount_minor
             )
-            return Result(row["transaction_id"], row["currency"], reply.balance_minor)
+            return Result(
+                row["transaction_id"], row["currency"], reply.balance_minor, processed_at=row["created_at"]
+            )
         reason = reply.reason
         row = await ledger.finish(conn, op_id, State.REJECTED, reason, reply.balance_minor)
         await self._undo_intent(conn, row, transfer)
@@ -180,15 +182,25 @@ class Forwarder:
             return UnavailableError("taken, and queued for delivery to the operator")
         last = await ledger.last_known_balance(conn, row["operator"], row["player_id"])
         hint = None if last is None else last + _signed(transfer)
-        return Result(row["transaction_id"], row["currency"], hint, queued=True)
+        return Result(
+            row["transaction_id"], row["currency"], hint, queued=True, processed_at=row["created_at"]
+        )
 
     @staticmethod
     def _from_row(row: asyncpg.Record) -> Result | Exception:
         """Answer from what the outbox worker already settled."""
         if row["state"] == State.APPLIED.value:
-            return Result(row["transaction_id"], row["currency"], row["balance_minor"])
+            return Result(
+                row["transaction_id"], row["currency"], row["balance_minor"], processed_at=row["created_at"]
+            )
         if row["state"] == State.QUEUED.value:
-            return Result(row["transaction_id"], row["currency"], row["balance_minor"], queued=True)
+            return Result(
+                row["transaction_id"],
+                row["currency"],
+                row["balance_minor"],
+                queued=True,
+                processed_at=row["created_at"],
+            )
         reason = Reason(row["reason"]) if row["reason"] else Reason.OPERATOR_UNKNOWN
         return RejectedError(reason, reason.value, row["balance_minor"])
 

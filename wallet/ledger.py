@@ -121,7 +121,7 @@ async def settle_applied(
         " balance_minor = $2, updated_at = now() WHERE id = $1 RETURNING *),"
         " e AS (INSERT INTO croupier.entries (operation_id, operator, player_id, currency, amount_minor)"
         f" SELECT id, operator, player_id, currency, $3 FROM o){count}"
-        " SELECT transaction_id, currency FROM o",
+        " SELECT transaction_id, currency, created_at FROM o",
         op_id,
         balance_minor,
         signed_minor,

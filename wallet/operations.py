@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
 
 from wallet.errors import Reason
@@ -115,6 +116,13 @@ class Result:
     tombstone: bool = False
     # Store and forward: durably taken, not yet acknowledged by the operator.
     queued: bool = False
+    # When the operation was first taken; a replay carries the original moment.
+    processed_at: datetime | None = None
+
+
+def with_balance(result: Result, balance_minor: int | None) -> Result:
+    """Return the result with another balance beside it."""
+    return replace(result, balance_minor=balance_minor)
 
 
 class TransferType(StrEnum):
