@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -93,13 +93,21 @@ async def _wallet(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def load_adapters(settings: Settings) -> dict[str, Adapter]:
+def load_adapters(
+    settings: Settings, classes: Mapping[str, type[Adapter]] | None = None
+) -> dict[str, Adapter]:
     """Instantiate the configured providers' adapters; a missing or bad plug-in fails here."""
-    return {name: registry.load(name)(config) for name, config in settings.providers.items()}
+    given = classes or {}
+    return {
+        name: (registry.check(name, given[name]) if name in given else registry.load(name))(config)
+        for name, config in settings.providers.items()
+    }
 
 
-def create_app(settings: Settings) -> web.Application:
-    """Build the gateway for the given settings; resources open when the app starts."""
+def create_app(
+    settings: Settings, adapter_classes: Mapping[str, type[Adapter]] | None = None
+) -> web.Application:
+    """Build the gateway; `adapter_classes` supplies adapters not registered as plug-ins (the kit)."""
     if settings.database_url is None or settings.redis_url is None:
         raise ValueError("create_app needs database_url and redis_url (the CLI starts embedded ones)")
     CurrencyTable(settings.currencies)  # fail at start on a bad currency table
@@ -111,7 +119,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.METRICS] = metrics
     app.cleanup_ctx.extend([_postgres, _redis, _http, _wallet])
     app.add_routes(health.routes)
-    adapters = load_adapters(settings)
+    adapters = load_adapters(settings, adapter_classes)
     app[keys.ADAPTERS] = adapters
     for adapter in adapters.values():
         callbacks.mount(app, adapter, metrics)

@@ -98,6 +98,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if agree else 1
 
 
+def cmd_conformance(args: argparse.Namespace) -> int:
+    """Run the conformance battery against a registered adapter and print what passed."""
+    from providers import registry  # noqa: PLC0415
+    from providers.conformance.report import run_battery  # noqa: PLC0415
+
+    adapter = registry.load(args.provider)
+    data_dir = Path(tempfile.mkdtemp(prefix="croupier-conformance-"))
+    base = settings_mod.Settings(
+        database_url=os.environ.get("DATABASE_URL"),
+        redis_url=os.environ.get("REDIS_URL"),
+        data_dir=data_dir,
+    )
+    with backing_services(base) as ready:
+        assert ready.database_url is not None
+        assert ready.redis_url is not None
+        url = _run(ensure_database(ready.database_url, f"croupier_conformance_{args.provider}", fresh=True))
+        report = _run(run_battery(adapter, url, ready.redis_url))
+    print(report.table())  # noqa: T201
+    return 0 if report.passed else 1
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Apply the ledger's migrations and exit."""
     settings = _settings(args)
@@ -135,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--data-dir", help="where the embedded servers keep data (default: a temp dir)")
     demo.set_defaults(func=cmd_demo)
+    kit = sub.add_parser("conformance", help="run the conformance battery against a provider adapter")
+    kit.add_argument("provider", help="a name registered under the croupier.providers entry points")
+    kit.set_defaults(func=cmd_conformance)
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.add_argument("--config")
     mig.set_defaults(func=cmd_migrate)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import random
 import secrets
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -16,7 +14,7 @@ from aiohttp import web
 
 from gateway import keys
 from gateway.app import create_app
-from gateway.runtime import ensure_database
+from gateway.runtime import ensure_database, serve_app
 from gateway.settings import OperatorSettings, Settings
 from providers.base import ProviderConfig
 from providers.generic.simulator import GenericSimulator
@@ -67,19 +65,6 @@ class PlayerCheck:
     def agrees(self) -> bool:
         """Return whether opening balance plus ledger entries equals the operator's balance."""
         return self.opening_minor + self.ledger_minor == self.operator_minor
-
-
-@contextlib.asynccontextmanager
-async def _serve(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr] # noqa: SLF001
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def _round(sim: ProviderSimulator, rng: random.Random, player: SimPlayer, tally: Tally) -> None:
@@ -166,7 +151,7 @@ async def run_demo(
     pam_app = create_pam_app(PamSettings(pam_db, {"pam-1": pam_secret}))
     rng = random.Random(seed)  # noqa: S311 -- simulated provider behaviour, not game outcomes
     tally = Tally()
-    async with _serve(pam_app) as pam_url:
+    async with serve_app(pam_app) as pam_url:
         settings = dataclasses.replace(
             base,
             database_url=gateway_db,
@@ -179,7 +164,7 @@ async def run_demo(
             providers={"generic": ProviderConfig("generic", {"gen-1": provider_secret})},
         )
         app = create_app(settings)
-        async with _serve(app) as gateway_url, aiohttp.ClientSession() as http:
+        async with serve_app(app) as gateway_url, aiohttp.ClientSession() as http:
             roster: list[tuple[str, str]] = []
             players_: list[SimPlayer] = []
             sim = GenericSimulator(gateway_url, http, settings.providers["generic"])

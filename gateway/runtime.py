@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
+from aiohttp import web
 
 from gateway.embedded import embedded_postgres, embedded_redis
 from gateway.settings import Settings
@@ -23,6 +24,22 @@ def backing_services(settings: Settings) -> Iterator[Settings]:
             embedded_redis(settings.data_dir.resolve() / "redis")
         )
         yield dataclasses.replace(settings, database_url=database_url, redis_url=redis_url)
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: web.Application, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve an app on a free port of the host and yield its base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    server = site._server  # noqa: SLF001 -- aiohttp keeps the bound port only here
+    assert server is not None
+    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
 
 
 def with_database(url: str, name: str) -> str:

@@ -153,6 +153,11 @@ class Adapter(ABC):
         raise NotImplementedError(f"{self.name} parsed a batch but does not render one")
 
     @classmethod
+    def sample_config(cls) -> ProviderConfig:
+        """Return a configuration for tests and the conformance kit (secrets, options)."""
+        return ProviderConfig(cls.name, {"kit-1": b"conformance kit secret"}, {})
+
+    @classmethod
     def validate(cls) -> None:
         """Raise TypeError if the adapter class is incomplete; called when the plug-in loads."""
         if not getattr(cls, "name", None) or not cls.name.isidentifier():

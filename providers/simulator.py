@@ -68,6 +68,9 @@ class ProviderSimulator(ABC):
     """Plays as one provider: speaks its exact protocol and signing, with its retry behaviour."""
 
     provider: ClassVar[str]
+    # False where the protocol sends no session token with a bet, so an expired session cannot
+    # refuse one (the conformance kit then skips that check).
+    checks_session_on_bet: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -72,7 +72,7 @@ class GenericSimulator(ProviderSimulator):
     async def _post(
         self, operation: str, body: bytes, *, sign: bool, headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, Any]]:
-        path = f"/providers/generic/{operation}"
+        path = f"/providers/{self.provider}/{operation}"
         sent = self.signer.headers("POST", path, body) if sign else {}
         sent["Content-Type"] = "application/json"
         sent.update(headers or {})
