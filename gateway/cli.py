@@ -93,7 +93,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     print(f"starting PostgreSQL and Redis (data in {data_dir}) ...")  # noqa: T201
     with backing_services(base) as ready:
-        tally, checks, waiting = _run(run_demo(ready, args.rounds, args.players, args.seed))
+        providers = args.providers.split(",") if args.providers else None
+        tally, checks, waiting = _run(run_demo(ready, args.rounds, args.players, args.seed, providers))
         agree = print_report(tally, checks, waiting)
     return 0 if agree else 1
 
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rounds", type=int, default=300)
     demo.add_argument("--players", type=int, default=12)
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--providers", help="comma-separated providers (default: every registered one)")
     demo.add_argument("--data-dir", help="where the embedded servers keep data (default: a temp dir)")
     demo.set_defaults(func=cmd_demo)
     kit = sub.add_parser("conformance", help="run the conformance battery against a provider adapter")

@@ -7,6 +7,7 @@ import dataclasses
 import random
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -16,8 +17,7 @@ from gateway import keys
 from gateway.app import create_app
 from gateway.runtime import ensure_database, serve_app
 from gateway.settings import OperatorSettings, Settings
-from providers.base import ProviderConfig
-from providers.generic.simulator import GenericSimulator
+from providers import registry
 from providers.simulator import ProviderSimulator, SimAnswer, SimPlayer
 from wallet.backends.ledger import open_account
 from wallet.money import CurrencyTable, format_major
@@ -44,6 +44,7 @@ class Tally:
     rollbacks: int = 0
     replays: int = 0
     refused: dict[str, int] = field(default_factory=dict)
+    by_provider: dict[str, int] = field(default_factory=dict)
 
     def refuse(self, answer: SimAnswer) -> None:
         """Count a refusal by its code."""
@@ -141,13 +142,14 @@ async def _drain_outbox(app: web.Application) -> int:
 
 
 async def run_demo(
-    base: Settings, rounds: int, players: int, seed: int
+    base: Settings, rounds: int, players: int, seed: int, providers: Sequence[str] | None = None
 ) -> tuple[Tally, list[PlayerCheck], int]:
-    """Play `rounds` rounds for `players` players across a seamless and a ledger operator."""
+    """Play rounds through every provider at once, for a seamless and a ledger operator."""
     assert base.database_url is not None
+    adapters = {name: registry.load(name) for name in (providers or registry.names())}
     gateway_db = await ensure_database(base.database_url, "croupier_demo", fresh=True)
     pam_db = await ensure_database(base.database_url, "croupier_demo_pam", fresh=True)
-    pam_secret, provider_secret = secrets.token_bytes(32), secrets.token_bytes(32)
+    pam_secret = secrets.token_bytes(32)
     pam_app = create_pam_app(PamSettings(pam_db, {"pam-1": pam_secret}))
     rng = random.Random(seed)  # noqa: S311 -- simulated provider behaviour, not game outcomes
     tally = Tally()
@@ -161,31 +163,38 @@ async def run_demo(
                 ),
                 LEDGER: OperatorSettings(OperatorPolicy(LEDGER)),
             },
-            providers={"generic": ProviderConfig("generic", {"gen-1": provider_secret})},
+            providers={name: cls.sample_config() for name, cls in adapters.items()},
         )
         app = create_app(settings)
         async with serve_app(app) as gateway_url, aiohttp.ClientSession() as http:
             roster: list[tuple[str, str]] = []
-            players_: list[SimPlayer] = []
-            sim = GenericSimulator(gateway_url, http, settings.providers["generic"])
-            for n in range(players):
+            players_: list[tuple[ProviderSimulator, SimPlayer]] = []
+            sims = {
+                name: cls.simulator()(gateway_url, http, settings.providers[name])
+                for name, cls in adapters.items()
+            }
+            names = sorted(sims)
+            for n in range(max(players, 2 * len(names))):
                 operator = SEAMLESS if n % 2 == 0 else LEDGER
-                player_id = f"player-{n:03d}"
+                provider = names[(n // 2) % len(names)]
+                player_id = f"{provider}-{n:03d}"
                 if operator == SEAMLESS:
                     await pam_store.set_player(pam_app[PAM_POOL], player_id, CURRENCY, OPENING_MINOR)
                 else:
                     async with app[keys.PG_POOL].acquire() as conn:
                         await open_account(conn, operator, player_id, CURRENCY, OPENING_MINOR)
                 session = await app[keys.SESSIONS].create(
-                    operator, player_id, CURRENCY, "generic", "demo-slot"
+                    operator, player_id, CURRENCY, provider, "demo-slot"
                 )
                 roster.append((operator, player_id))
-                players_.append(SimPlayer(operator, player_id, CURRENCY, session.token))
+                players_.append((sims[provider], SimPlayer(operator, player_id, CURRENCY, session.token)))
             gate = asyncio.Semaphore(16)
 
             async def one(i: int) -> None:
+                sim, player = players_[i % len(players_)]
                 async with gate:
-                    await _round(sim, rng, players_[i % len(players_)], tally)
+                    await _round(sim, rng, player, tally)
+                tally.by_provider[sim.provider] = tally.by_provider.get(sim.provider, 0) + 1
 
             await asyncio.gather(*(one(i) for i in range(rounds)))
             waiting = await _drain_outbox(app)
@@ -196,18 +205,19 @@ async def run_demo(
 def print_report(tally: Tally, checks: list[PlayerCheck], waiting: int) -> bool:
     """Print the demo's summary and return whether the ledger and the operators agree."""
     eur = CurrencyTable().get(CURRENCY)
-    print(f"rounds played      {tally.rounds}")  # noqa: T201
+    per = ", ".join(f"{name} {count}" for name, count in sorted(tally.by_provider.items()))
+    print(f"rounds played      {tally.rounds}  ({per})")  # noqa: T201
     print(f"bets               {tally.bets}  ({format_major(tally.bets_minor, eur)} {CURRENCY})")  # noqa: T201
     print(f"wins               {tally.wins}  ({format_major(tally.wins_minor, eur)} {CURRENCY})")  # noqa: T201
     print(f"rollbacks          {tally.rollbacks}")  # noqa: T201
     print(f"replayed retries   {tally.replays}")  # noqa: T201
     print(f"refusals           {tally.refused or 'none'}")  # noqa: T201
     print(f"outbox waiting     {waiting}")  # noqa: T201
-    print("\noperator      player      opening    operator    ledger-explained  agree")  # noqa: T201
+    print("\noperator      player           opening    operator    ledger-explained  agree")  # noqa: T201
     for c in checks:
         explained = format_major(c.opening_minor + c.ledger_minor, eur)
         print(  # noqa: T201
-            f"{c.operator:<13} {c.player_id:<10} {format_major(c.opening_minor, eur):>9} "
+            f"{c.operator:<13} {c.player_id:<15} {format_major(c.opening_minor, eur):>9} "
             f"{format_major(c.operator_minor, eur):>11} {explained:>17}  {'yes' if c.agrees else 'NO'}"
         )
     agree = waiting == 0 and all(c.agrees for c in checks)

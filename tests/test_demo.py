@@ -9,7 +9,11 @@ from gateway.settings import Settings
 async def test_demo_rounds_agree_with_the_ledger(postgres_url, fresh_redis, capsys) -> None:
     """A short demo plays bets, wins and refunds and ends with every balance explained."""
     tally, checks, waiting = await run_demo(
-        Settings(database_url=postgres_url, redis_url=fresh_redis), rounds=80, players=4, seed=3
+        Settings(database_url=postgres_url, redis_url=fresh_redis),
+        rounds=80,
+        players=4,
+        seed=3,
+        providers=["generic"],
     )
     assert tally.rounds == 80
     assert tally.bets > 0
