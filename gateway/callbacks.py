@@ -48,16 +48,21 @@ def _outcome(error: WalletError) -> str:
 
 async def _run_batch(
     adapter: Adapter, route: Route, batch: Batch, wallet: Wallet, ctx: ProviderContext
-) -> web.StreamResponse:
-    """Apply a batch in order, stopping at the first error, and let the adapter answer for all."""
+) -> tuple[web.StreamResponse, str]:
+    """Apply a batch in order, stopping at the first error; return the answer and its outcome label."""
     outcomes: list[Result | WalletError] = []
+    label = "ok"
     for op in batch.operations:
         try:
             outcomes.append(await wallet.execute(op, adapter.capabilities))
         except WalletError as exc:
             outcomes.append(exc)
+            label = _outcome(exc)
             break
-    return adapter.render_batch(route, batch, outcomes, ctx)
+    results = [o for o in outcomes if isinstance(o, Result)]
+    if label == "ok" and results and all(r.replay for r in results):
+        label = "replay"
+    return adapter.render_batch(route, batch, outcomes, ctx), label
 
 
 def make_handler(adapter: Adapter, route: Route, metrics: Metrics) -> Handler:
@@ -75,7 +80,8 @@ def make_handler(adapter: Adapter, route: Route, metrics: Metrics) -> Handler:
             adapter.authenticate(request, body)
             parsed = await adapter.parse(route, request, body, ctx)
             if isinstance(parsed, Batch):
-                return await _run_batch(adapter, route, parsed, wallet, ctx)
+                response, outcome = await _run_batch(adapter, route, parsed, wallet, ctx)
+                return response
             op = parsed
             result = await wallet.execute(op, adapter.capabilities)
             if result.replay:

@@ -145,7 +145,8 @@ class Wallet:
                 transfer = await self._plan(conn, op, op_id, caps)
             except RejectedError as exc:
                 await ledger.finish(conn, op_id, State.REJECTED, exc.reason, exc.balance_minor)
-                return _Begun(error=exc)
+                # Protocols answer a refusal with the balance; fill it in after the commit.
+                return _Begun(error=exc, needs_balance=exc.balance_minor is None)
             if transfer is None:
                 # Nothing moves (end of round, tombstone, nothing left to reverse): answer with the balance.
                 row = await ledger.finish(conn, op_id, State.APPLIED)
