@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     pam.set_defaults(func=cmd_pam)
     demo = sub.add_parser("demo", help="play rounds end to end on the embedded default")
     demo.add_argument("--rounds", type=int, default=300)
-    demo.add_argument("--players", type=int, default=12)
+    demo.add_argument("--players", type=int, default=16)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--providers", help="comma-separated providers (default: every registered one)")
     demo.add_argument("--data-dir", help="where the embedded servers keep data (default: a temp dir)")

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 from gateway.demo import print_report, run_demo
 from gateway.settings import Settings
+from providers import registry
 
 
 async def test_demo_rounds_agree_with_the_ledger(postgres_url, fresh_redis, capsys) -> None:
-    """A short demo plays bets, wins and refunds and ends with every balance explained."""
+    """A short demo plays through every provider at once and ends with every balance explained."""
     tally, checks, waiting = await run_demo(
         Settings(database_url=postgres_url, redis_url=fresh_redis),
-        rounds=80,
-        players=4,
+        rounds=120,
+        players=8,
         seed=3,
-        providers=["generic"],
     )
-    assert tally.rounds == 80
+    assert tally.rounds == 120
+    # Every registered provider played, through its own simulator and protocol.
+    assert set(tally.by_provider) == set(registry.names())
     assert tally.bets > 0
     assert tally.wins > 0
     assert waiting == 0
-    assert len(checks) == 4
+    assert len(checks) == 8
     assert {c.operator for c in checks} == {"demo-casino", "demo-ledger"}
     assert all(c.agrees for c in checks), checks
     # Money moved: at least one balance differs from its opening.
     assert any(c.operator_minor != c.opening_minor for c in checks)
     assert print_report(tally, checks, waiting) is True
-    assert "AGREE (4 players)" in capsys.readouterr().out
+    assert "AGREE (8 players)" in capsys.readouterr().out
