@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import aiohttp
 
 from providers.base import ProviderConfig
 from wallet.errors import Reason
+
+T = TypeVar("T")
 
 
 class Outcome(StrEnum):
@@ -83,6 +87,21 @@ class ProviderSimulator(ABC):
         self.http = http
         self.config = config
         self.options = options or SimulatorOptions()
+
+    async def repeat_until_definite(
+        self, send: Callable[[], Awaitable[T]], definite: Callable[[T], bool], what: str
+    ) -> T:
+        """Send the same call (same ids) until its answer is definite, as providers do for owed money."""
+        for _ in range(self.options.max_retries):
+            try:
+                answer = await send()
+            except (aiohttp.ClientError, TimeoutError):
+                await asyncio.sleep(self.options.retry_delay_s)
+                continue
+            if definite(answer):
+                return answer
+            await asyncio.sleep(self.options.retry_delay_s)
+        raise TimeoutError(f"no definite answer to {what} after {self.options.max_retries} tries")
 
     @abstractmethod
     async def balance(self, player: SimPlayer) -> SimAnswer:

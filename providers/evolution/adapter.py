@@ -8,6 +8,7 @@ from urllib.parse import quote, urlencode
 import orjson
 from aiohttp import web
 
+from providers import wire
 from providers.base import Adapter, LaunchRequest, ProviderConfig, Route, json_response
 from providers.evolution import errors, schemas
 from providers.evolution.schemas import EvolutionOperation
@@ -134,7 +135,7 @@ class EvolutionAdapter(Adapter):
         common = schemas.Common.read(data)
         if operation in ("check", "sid"):
             return await self._session_call(operation, common, data, ctx)
-        currency = ctx.currency(schemas.required_text(data, "currency"))
+        currency = ctx.currency(wire.required_text(data, "currency"))
         if operation == "balance":
             schemas.Game.read(data, required=False)
             session = await self._live_session(common, ctx, currency.code)

@@ -9,10 +9,10 @@ from typing import Any
 from urllib.parse import quote
 
 from providers.identity import split_user_id
+from providers.wire import MAX_TEXT, required_text, text
 from wallet.errors import InvalidRequestError
 from wallet.operations import CreditKind, Operation
 
-MAX_TEXT = 128
 # A promo payout's key and round carry this prefix, so they never meet a bet's refId.
 PROMO_PREFIX = "promo:"
 PROMO_KINDS = {
@@ -41,25 +41,6 @@ def uuid_of(data: dict[str, Any]) -> str | None:
     """Return the request's uuid if it is usable, so even a refusal can echo it."""
     value = data.get("uuid")
     return value if isinstance(value, str) and 0 < len(value) <= MAX_TEXT else None
-
-
-def text(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
-    """Return a string field of 1 to 128 characters."""
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise InvalidRequestError(f"{name} is required")
-        return None
-    if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
-        raise InvalidRequestError(f"{name} must be a string of 1 to {MAX_TEXT} characters")
-    return value
-
-
-def required_text(data: dict[str, Any], name: str) -> str:
-    """Return a string field that must be there."""
-    value = text(data, name)
-    assert value is not None
-    return value
 
 
 def obj(data: dict[str, Any], name: str, *, required: bool = True) -> dict[str, Any] | None:

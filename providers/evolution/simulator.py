@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -109,16 +108,7 @@ class EvolutionSimulator(ProviderSimulator):
 
     async def until_definite(self, path: str, payload: dict[str, Any]) -> Reply:
         """Repeat one callback (same uuid, same ids) until a definite answer, as Evolution does."""
-        for _ in range(self.options.max_retries):
-            try:
-                reply = await self.call(path, payload)
-            except (aiohttp.ClientError, TimeoutError):
-                await asyncio.sleep(self.options.retry_delay_s)
-                continue
-            if reply.definite:
-                return reply
-            await asyncio.sleep(self.options.retry_delay_s)
-        raise TimeoutError(f"no definite answer to {path} after {self.options.max_retries} tries")
+        return await self.repeat_until_definite(lambda: self.call(path, payload), lambda r: r.definite, path)
 
     def read(self, reply: Reply, currency: str) -> SimAnswer:
         """Read a native answer into canonical terms, the balance converted exactly."""

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from providers import wire
 from providers.base import Adapter, LaunchRequest, ProviderConfig, Route, json_response
 from providers.generic import errors, schemas
 from wallet.errors import (
@@ -84,7 +85,7 @@ class GenericAdapter(Adapter):
 
     async def parse(self, route: Route, request: web.Request, body: bytes, ctx: ProviderContext) -> Operation:
         """Read one operation from the JSON body."""
-        data = schemas.decode(body)
+        data = wire.decode(body)
         common = schemas.Request.from_json(data)
         currency = ctx.currency(common.currency)
         kind = _KINDS[route.operation]
@@ -112,26 +113,26 @@ class GenericAdapter(Adapter):
         credit_kind = CreditKind.WIN
         if kind is Kind.CREDIT and data.get("credit_kind") is not None:
             try:
-                credit_kind = CreditKind(schemas.text(data, "credit_kind") or "")
+                credit_kind = CreditKind(wire.text(data, "credit_kind") or "")
             except ValueError:
                 raise InvalidRequestError(
                     "credit_kind is not one of win, bonus, jackpot, promo, freeround"
                 ) from None
-        round_id = schemas.text(data, "round_id", required=kind is not Kind.ROLLBACK)
+        round_id = wire.text(data, "round_id", required=kind is not Kind.ROLLBACK)
         return Operation(
             kind=kind,
             provider=self.name,
             operator=common.operator,
             player_id=common.player_id,
             currency=currency.code,
-            external_id=schemas.text(data, "transaction_id", required=kind is not Kind.END_ROUND)
+            external_id=wire.text(data, "transaction_id", required=kind is not Kind.END_ROUND)
             or round_id
             or "",
             amount_minor=amount_minor,
             round_id=round_id,
-            game_id=schemas.text(data, "game_id", required=False),
+            game_id=wire.text(data, "game_id", required=False),
             credit_kind=credit_kind,
-            reference_id=schemas.text(data, "reference_transaction_id", required=kind is Kind.ROLLBACK),
+            reference_id=wire.text(data, "reference_transaction_id", required=kind is Kind.ROLLBACK),
             session=session_state,
         )
 

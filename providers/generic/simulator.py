@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -114,16 +113,11 @@ class GenericSimulator(ProviderSimulator):
 
     async def until_definite(self, operation: str, payload: dict[str, Any]) -> Answer:
         """Retry the same call (same ids) until the gateway gives a definite answer."""
-        for _ in range(self.options.max_retries):
-            try:
-                answer = await self.call(operation, payload)
-            except (aiohttp.ClientError, TimeoutError):
-                await asyncio.sleep(self.options.retry_delay_s)
-                continue
-            if answer.http_status not in RETRYABLE_HTTP and not answer.body.get("retryable"):
-                return answer
-            await asyncio.sleep(self.options.retry_delay_s)
-        raise TimeoutError(f"no definite answer to {operation} after {self.options.max_retries} tries")
+        return await self.repeat_until_definite(
+            lambda: self.call(operation, payload),
+            lambda a: a.http_status not in RETRYABLE_HTTP and not a.body.get("retryable"),
+            operation,
+        )
 
     def _base(self, player: SimPlayer, **extra: object) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -73,16 +73,11 @@ class PragmaticSimulator(ProviderSimulator):
     async def until_definite(self, path: str, params: dict[str, str], currency: str | None) -> SimAnswer:
         """Send the same call until it gets a definite answer, as Pragmatic does for money it owes."""
         body = self.encode(params)
-        for _ in range(self.options.max_retries):
-            try:
-                answer = self.read(*await self.post(path, body), currency)
-            except (aiohttp.ClientError, TimeoutError):
-                await asyncio.sleep(self.options.retry_delay_s)
-                continue
-            if answer.outcome is not Outcome.RETRYABLE:
-                return answer
-            await asyncio.sleep(self.options.retry_delay_s)
-        raise TimeoutError(f"no definite answer to {path} after {self.options.max_retries} tries")
+
+        async def send() -> SimAnswer:
+            return self.read(*await self.post(path, body), currency)
+
+        return await self.repeat_until_definite(send, lambda a: a.outcome is not Outcome.RETRYABLE, path)
 
     def read(self, status: int, raw: bytes, currency: str | None) -> SimAnswer:
         """Read a native answer into canonical terms through the adapter's own error table."""

@@ -11,6 +11,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
+from providers import wire
 from providers.base import Adapter, Batch, LaunchRequest, ProviderConfig, Route, json_response
 from providers.identity import split_user_id
 from providers.softswiss import errors, schemas, signing
@@ -105,7 +106,7 @@ class SoftswissAdapter(Adapter):
 
     async def parse(self, route: Route, request: web.Request, body: bytes, ctx: ProviderContext) -> Batch:
         """Read a call into the operations it asks for, in the order they must be applied."""
-        data = schemas.decode(body)
+        data = wire.decode(body)
         if route.operation == "freespins":
             report = schemas.freespins(data)
             # The wins were credited by the /play calls; the report itself moves no money.

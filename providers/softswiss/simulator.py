@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -82,16 +81,7 @@ class SoftswissSimulator(ProviderSimulator):
 
     async def until_definite(self, path: str, payload: dict[str, Any]) -> Answer:
         """Repeat the same call (same action ids) until the answer is definite."""
-        for _ in range(self.options.max_retries):
-            try:
-                answer = await self.call(path, payload)
-            except (aiohttp.ClientError, TimeoutError):
-                await asyncio.sleep(self.options.retry_delay_s)
-                continue
-            if answer.definite:
-                return answer
-            await asyncio.sleep(self.options.retry_delay_s)
-        raise TimeoutError(f"no definite answer to {path} after {self.options.max_retries} tries")
+        return await self.repeat_until_definite(lambda: self.call(path, payload), lambda a: a.definite, path)
 
     @staticmethod
     def read(answer: Answer) -> SimAnswer:

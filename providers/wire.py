@@ -1,0 +1,41 @@
+"""Strict readers of JSON wire fields, shared by the JSON protocols' schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from wallet.errors import InvalidRequestError
+
+MAX_TEXT = 128
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """Parse a JSON object body or raise InvalidRequestError."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"malformed JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError("the body must be a JSON object")
+    return data
+
+
+def text(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    """Return a string field of 1 to MAX_TEXT characters; a number is not a string."""
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise InvalidRequestError(f"{name} is required")
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
+        raise InvalidRequestError(f"{name} must be a string of 1 to {MAX_TEXT} characters")
+    return value
+
+
+def required_text(data: dict[str, Any], name: str) -> str:
+    """Return a string field that must be there."""
+    value = text(data, name)
+    assert value is not None
+    return value
