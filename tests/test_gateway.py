@@ -8,7 +8,7 @@ from typing import ClassVar
 import pytest
 from aiohttp import web
 
-from gateway.app import create_app
+from gateway.app import create_app, load_adapters
 from gateway.settings import OperatorSettings, Settings, SettingsError, from_mapping, load
 from providers import registry
 from providers.base import Adapter, ProviderConfig, Route
@@ -33,6 +33,9 @@ def test_example_config_loads() -> None:
     assert settings.operators["casino"].backend == "seamless"
     assert settings.operators["house"].policy.max_bet_minor["EUR"] == 100000
     assert settings.currencies["BTC"] == 8
+    adapters = load_adapters(settings)
+    assert set(adapters) == set(registry.names())
+    assert all(adapter.catalogue() or name == "generic" for name, adapter in adapters.items())
 
 
 def test_environment_wins_over_the_file() -> None:
