@@ -38,6 +38,9 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
     pool = await create_pool(settings.database_url, max_size=settings.pool_size)
     async with pool.acquire() as conn:
         await migrate(conn, "wallet", SCHEMA)
+        for name, adapter in app[keys.ADAPTERS].items():
+            if adapter.migrations is not None:
+                await migrate(conn, adapter.migrations, provider_schema(name))
     app[keys.PG_POOL] = pool
     yield
     await pool.close()
@@ -83,7 +86,7 @@ async def _wallet(app: web.Application) -> AsyncIterator[None]:
     }
     wallet = Wallet(app[keys.PG_POOL], operators, currencies, app[keys.METRICS])
     app[keys.WALLET] = wallet
-    app[keys.PROVIDER_CONTEXT] = ProviderContext(app[keys.SESSIONS], currencies)
+    app[keys.PROVIDER_CONTEXT] = ProviderContext(app[keys.SESSIONS], currencies, app[keys.PG_POOL])
     worker = OutboxWorker(wallet, interval_s=settings.outbox_interval_s)
     app[keys.OUTBOX] = worker
     task = asyncio.create_task(worker.run(), name="outbox")
@@ -91,6 +94,11 @@ async def _wallet(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def provider_schema(name: str) -> str:
+    """Return the schema an adapter's own tables live in."""
+    return f"provider_{name}"
 
 
 def load_adapters(

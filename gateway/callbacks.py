@@ -111,6 +111,9 @@ def make_handler(adapter: Adapter, route: Route, metrics: Metrics) -> Handler:
 
 def mount(app: web.Application, adapter: Adapter, metrics: Metrics) -> None:
     """Add an adapter's routes under /providers/<name>."""
+    for extra in adapter.extra_routes():
+        assert isinstance(extra, web.RouteDef)
+        app.router.add_route(extra.method, f"/providers/{adapter.name}{extra.path}", extra.handler)
     for route in adapter.routes:
         handler = make_handler(adapter, route, metrics)
         app.router.add_route(route.method, f"/providers/{adapter.name}{route.path}", handler)

@@ -97,6 +97,13 @@ class Adapter(ABC):
     # Every refusal reason must have a native answer; validated when the plug-in loads.
     error_codes: ClassVar[Mapping[Reason, Any]]
     max_body_bytes: ClassVar[int] = CALLBACK_BODY_LIMIT
+    # A package with a `migrations` folder, for adapters that keep state of their own (in-house
+    # games); applied at start into the schema `provider_<name>`.
+    migrations: ClassVar[str | None] = None
+
+    def extra_routes(self) -> list[web.RouteDef]:
+        """Return routes that move no money (pages, look-ups), mounted under /providers/<name>."""
+        return []
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import asyncpg
+
 from gateway.sessions import Session, SessionStore
 from wallet.errors import InvalidRequestError
 from wallet.money import AmountError, Currency, CurrencyTable, UnknownCurrencyError, to_minor
@@ -16,6 +18,8 @@ class ProviderContext:
 
     sessions: SessionStore
     currencies: CurrencyTable
+    # For adapters with state of their own (schema provider_<name>); never the wallet's tables.
+    pool: asyncpg.Pool
 
     def currency(self, code: object) -> Currency:
         """Return a known currency or raise InvalidRequestError."""
