@@ -42,7 +42,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             {"status": "ERROR", "code": exc.reason.upper().replace(" ", "_"), "message": exc.text},
             status=exc.status,
         )
-    except Exception:
+    except Exception:  # the last line of defence: log it, answer 500 in JSON, never a bare trace
         log.exception("unhandled error on %s %s", request.method, request.path)
         return web.json_response(
             {"status": "ERROR", "code": "INTERNAL_ERROR", "message": "internal error"}, status=500
