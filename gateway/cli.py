@@ -1,4 +1,4 @@
-"""The `croupier` command: serve, pam, demo, migrate."""
+"""The `croupier` command: serve, pam, demo, conformance, rng, games, migrate."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ from aiohttp import web
 from gateway import settings as settings_mod
 from gateway.app import create_app
 from gateway.runtime import backing_services, ensure_database
+from providers.house.cli import add_recall
+from rng import cli as rng_cli
+from rng.games import cli as games_cli
 from wallet.ledger import SCHEMA
 from wallet.migrate import migrate
 
@@ -153,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     pam.set_defaults(func=cmd_pam)
     demo = sub.add_parser("demo", help="play rounds end to end on the embedded default")
     demo.add_argument("--rounds", type=int, default=300)
-    demo.add_argument("--players", type=int, default=16)
+    demo.add_argument("--players", type=int, default=20)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--providers", help="comma-separated providers (default: every registered one)")
     demo.add_argument("--data-dir", help="where the embedded servers keep data (default: a temp dir)")
@@ -161,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     kit = sub.add_parser("conformance", help="run the conformance battery against a provider adapter")
     kit.add_argument("provider", help="a name registered under the croupier.providers entry points")
     kit.set_defaults(func=cmd_conformance)
+    rng_cli.register(sub)
+    games_cli.register(sub, extend=add_recall)
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.add_argument("--config")
     mig.set_defaults(func=cmd_migrate)

@@ -72,6 +72,17 @@ async def _round(sim: ProviderSimulator, rng: random.Random, player: SimPlayer, 
     round_id = uuid.uuid4().hex
     bet_tx = f"bet-{round_id}"
     stake_minor = rng.randrange(100, 501, 50)
+    if sim.plays_whole_rounds:  # one call plays the whole round; the game decides the win
+        whole = await sim.whole_round(player, stake_minor, round_id)
+        tally.rounds += 1
+        if not whole.ok:
+            tally.refuse(whole)
+            return
+        tally.bets += 1
+        tally.bets_minor += stake_minor
+        tally.wins += 1
+        tally.wins_minor += int(whole.raw["win_minor"])
+        return
     answer = await sim.bet(player, stake_minor, round_id, bet_tx, retry=True)
     tally.rounds += 1
     if not answer.ok:

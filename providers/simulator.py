@@ -75,6 +75,15 @@ class ProviderSimulator(ABC):
     # False where the protocol sends no session token with a bet, so an expired session cannot
     # refuse one (the conformance kit then skips that check).
     checks_session_on_bet: ClassVar[bool] = True
+    # How many conformance scenarios the protocol can express; one whose rounds are a single call
+    # (bet, outcome and win together, as in-house games) cannot express most of the battery.
+    kit_minimum_passes: ClassVar[int] = 18
+    # True where one call plays a whole round and the game decides the win (in-house games).
+    plays_whole_rounds: ClassVar[bool] = False
+
+    async def whole_round(self, player: SimPlayer, stake_minor: int, round_id: str) -> SimAnswer:
+        """Play a whole round in one call, for protocols that have no separate bet and win."""
+        raise NotImplementedError(f"{self.provider} plays bets and wins as separate calls")
 
     def __init__(
         self,

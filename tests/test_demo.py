@@ -21,10 +21,10 @@ async def test_demo_rounds_agree_with_the_ledger(postgres_url, fresh_redis, caps
     assert tally.bets > 0
     assert tally.wins > 0
     assert waiting == 0
-    assert len(checks) == 8
+    assert len(checks) == max(8, 2 * len(registry.names()))
     assert {c.operator for c in checks} == {"demo-casino", "demo-ledger"}
     assert all(c.agrees for c in checks), checks
     # Money moved: at least one balance differs from its opening.
     assert any(c.operator_minor != c.opening_minor for c in checks)
     assert print_report(tally, checks, waiting) is True
-    assert "AGREE (8 players)" in capsys.readouterr().out
+    assert f"AGREE ({len(checks)} players)" in capsys.readouterr().out

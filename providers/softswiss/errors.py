@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from providers.errortable import ErrorTable
 from wallet.errors import (
     AuthenticationError,
     BodyTooLargeError,
     InProgressError,
     MismatchError,
     Reason,
-    RejectedError,
     TransactionNotFoundError,
     UnavailableError,
     WalletError,
@@ -82,16 +82,14 @@ _BY_CLASS: tuple[tuple[type[WalletError], NativeError], ...] = (
 )
 
 
+TABLE = ErrorTable(ERROR_CODES, _BY_CLASS, BAD_REQUEST, lambda answer: answer.code)
+
+
 def native(error: WalletError) -> NativeError:
-    """Return the native answer for a core error (InvalidRequestError and the rest: 400)."""
-    if isinstance(error, RejectedError):
-        return ERROR_CODES[error.reason]
-    for cls, answer in _BY_CLASS:
-        if isinstance(error, cls):
-            return answer
-    return BAD_REQUEST
+    """Return the native answer for a core error."""
+    return TABLE.native(error)
 
 
 def reasons_for(code: int) -> frozenset[Reason]:
-    """Return the core reasons this table answers with a code."""
-    return frozenset(reason for reason, answer in ERROR_CODES.items() if answer.code == code)
+    """Return the core reasons answered with a code."""
+    return TABLE.reasons_for(code)
