@@ -71,6 +71,13 @@ def _operator(name: str, raw: Mapping[str, Any]) -> OperatorSettings:
         credit_deadline_s=float(raw.get("credit_deadline_s", 5.0)),
         recovery_after_s=float(raw.get("recovery_after_s", 30.0)),
     )
+    slowest_s = max(policy.debit_deadline_s, policy.credit_deadline_s) + 2 * policy.call_timeout_s
+    if policy.recovery_after_s < slowest_s:
+        # The outbox must not start cancelling a debit the request is still retrying.
+        raise SettingsError(
+            f"operator {name}: recovery_after_s must be at least the longest deadline plus two"
+            f" call timeouts ({slowest_s} s)"
+        )
     if backend == "ledger":
         return OperatorSettings(policy=policy)
     url = raw.get("wallet_url")

@@ -11,9 +11,10 @@ import re
 
 import pytest
 from helpers import *  # noqa: F403 -- the harness fixtures: harness, backend, gw
-from helpers import OPENING_MINOR, OPERATOR, Gateway, Harness
+from helpers import OPENING_MINOR, OPERATOR, OPERATOR_KEY_ID, OPERATOR_SECRET, Gateway, Harness
 from proxy import FailingOperator, FaultProxy, Mode
 
+from wallet.pam.server import PAM_VERIFIER
 from wallet.policy import OperatorPolicy
 
 
@@ -292,3 +293,68 @@ async def test_two_nodes_running_the_outbox_at_once_deliver_once(harness):
     ]
     assert sorted(delivered) == [0.0, 1.0]
     assert await second.assert_books() == 10_250
+
+
+async def credit_state(gw: Gateway, external_id: str) -> str:
+    """Return the stored state of a credit."""
+    return str(
+        await gw.pool.fetchval(
+            "SELECT state FROM croupier.operations WHERE kind = 'credit' AND external_id = $1", external_id
+        )
+    )
+
+
+async def test_owed_money_refused_for_our_signature_is_sent_again(harness: Harness):
+    """A credit the operator refuses for our key (rotated there first) stays queued and is retried.
+
+    The provider was told the win was paid (store and forward); losing it because our key or body
+    was refused would silently drop owed money, so the outbox keeps sending until it is taken.
+    """
+    gw, proxy = await proxied_gateway(harness)
+    token = await gw.session()
+    assert (await gw.debit("d1", "1.00", token=token)).ok
+    proxy.set_mode(Mode.CUT)
+    win = await gw.credit("c1", "3.00")
+    assert win.ok, win
+    assert win.body["queued"] is True
+    # The operator now only knows a key the gateway does not have: every call is refused 401.
+    assert gw.pam is not None
+    accepted = gw.pam.app[PAM_VERIFIER].secrets
+    assert isinstance(accepted, dict)
+    accepted.clear()
+    accepted["other-key"] = b"not the gateway's secret"
+    proxy.set_mode(Mode.PASS)
+    await gw.run_outbox()
+    assert await credit_state(gw, "c1") == "queued"
+    row = await gw.pool.fetchrow(
+        "SELECT state, attempts, last_error FROM croupier.outbox ORDER BY id DESC LIMIT 1"
+    )
+    assert row["state"] == "scheduled"
+    assert "INVALID_SIGNATURE" in row["last_error"]
+    assert await gw.pam.balance("p1") == OPENING_MINOR - 100
+    # The operator takes the key again: the next pass delivers the credit exactly once.
+    accepted.clear()
+    accepted[OPERATOR_KEY_ID] = OPERATOR_SECRET
+    await gw.pool.execute("UPDATE croupier.outbox SET due_at = now() WHERE state = 'scheduled'")
+    await gw.run_outbox()
+    assert await credit_state(gw, "c1") == "applied"
+    assert await gw.pam.balance("p1") == OPENING_MINOR - 100 + 300
+    assert await gw.assert_books() == OPENING_MINOR - 100 + 300
+
+
+async def test_owed_money_refused_for_good_goes_dead_and_stays_owed(harness: Harness):
+    """A queued credit the operator refuses for good stays owed (not a refusal) and raises the alarm."""
+    gw, proxy = await proxied_gateway(harness)
+    token = await gw.session()
+    assert (await gw.debit("d1", "1.00", token=token)).ok
+    proxy.set_mode(Mode.CUT)
+    assert (await gw.credit("c1", "3.00")).body["queued"] is True
+    # The player's account disappears at the operator: a definite refusal of the owed credit.
+    assert gw.pam is not None
+    await gw.pam.pool.execute("UPDATE pam.players SET player_id = 'gone' WHERE player_id = 'p1'")
+    proxy.set_mode(Mode.PASS)
+    await gw.run_outbox()
+    assert await credit_state(gw, "c1") == "queued"
+    row = await gw.pool.fetchrow("SELECT state, last_error FROM croupier.outbox ORDER BY id DESC LIMIT 1")
+    assert (row["state"], row["last_error"]) == ("dead", "PLAYER_NOT_FOUND")
+    assert metric(await gw.metrics_text(), "croupier_outbox_dead") == 1.0

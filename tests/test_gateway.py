@@ -146,3 +146,14 @@ async def test_readyz_reports_an_unreachable_operator(aiohttp_client, fresh_db, 
     body = await ready.json()
     assert body["checks"]["postgres"] == "ok"
     assert body["checks"]["operator:down"].startswith("error")
+
+
+def test_recovery_must_outlast_the_request_deadline() -> None:
+    """The outbox may not start cancelling a debit that its request is still retrying."""
+    raw = {
+        "operators": {
+            "o": {"backend": "ledger", "debit_deadline_s": 5, "call_timeout_s": 2, "recovery_after_s": 6}
+        }
+    }
+    with pytest.raises(SettingsError, match="recovery_after_s must be at least"):
+        from_mapping(raw, {})

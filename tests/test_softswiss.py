@@ -467,7 +467,8 @@ class StubOperator:
         if player == "down":
             return web.json_response({"status": "INTERNAL_ERROR"}, status=500)
         if player == "refuse" and request.match_info["call"] == "credit":
-            return web.json_response({"status": "INVALID_REQUEST"}, status=400)
+            # A definite refusal of the money (a refused key or body would be retried instead).
+            return web.json_response({"status": "TRANSACTION_MISMATCH", "balance_minor": 0})
         return web.json_response({"status": "OK", "balance_minor": 5000})
 
 

@@ -41,6 +41,9 @@ _DEBIT_NOT_TAKEN = frozenset(
     }
 )
 MAX_BACKOFF_S = 300.0
+# Answers that say the request itself was not accepted (our key or our body), not the money:
+# owed money and cancellations are sent again until the operator takes them.
+_NOT_ACCEPTED = frozenset({ReplyStatus.INVALID_SIGNATURE, ReplyStatus.INVALID_REQUEST})
 
 
 def transfer_payload(transfer: Transfer) -> dict[str, Any]:
@@ -172,6 +175,8 @@ class Forwarder:
         reply: Reply | None,
     ) -> Result | Exception:
         op_id = row["id"]
+        if reply is not None and reply.status in _NOT_ACCEPTED:
+            reply = None  # owed money is never given up because our key or body was refused
         if reply is not None:
             # A definite answer: whatever the outbox does with its copy, the operator dedupes it.
             await ledger.cancel(conn, op_id)
@@ -221,6 +226,9 @@ class Forwarder:
             reply: Reply | None = await backend.transfer(conn, sent, timeout_s)
         except UnavailableError as exc:
             reply, error = None, str(exc)
+        if reply is not None and reply.status in _NOT_ACCEPTED:
+            error = f"operator did not accept the request: {reply.status.value}"
+            reply = None
         async with conn.transaction():
             row = await ledger.lock_operation(conn, item["operation_id"])
             if reply is None:
@@ -232,8 +240,10 @@ class Forwarder:
             if action == "cancel_debit":
                 if pending:
                     await ledger.finish(conn, row["id"], State.REJECTED, Reason.OPERATOR_UNKNOWN)
-            elif pending:
+            elif pending and (reply.ok or row["state"] == State.PENDING.value):
                 await self.settle(conn, row["id"], transfer, reply)
+            # A queued operation the provider was told succeeded stays queued when the operator
+            # refuses it: the row goes dead, the dead-letter gauge alerts, a person reconciles.
             done = "delivered" if reply.ok else "dead"
             if not reply.ok:
                 log.error(

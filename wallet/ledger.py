@@ -277,6 +277,11 @@ async def retry_later(conn: Connection, outbox_id: int, delay_s: float, error: s
     )
 
 
+async def outbox_dead(conn: Connection) -> int:
+    """Return how many outbox calls the operator refused for good and a person must reconcile."""
+    return int(await conn.fetchval("SELECT count(*) FROM croupier.outbox WHERE state = 'dead'"))
+
+
 async def outbox_backlog(conn: Connection) -> tuple[int, float]:
     """Return how many calls wait in the outbox for real, and the oldest one's age in seconds."""
     # Rows scheduled only as a safety net for requests still in flight are not backlog.

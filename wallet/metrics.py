@@ -55,6 +55,11 @@ class Metrics:
             "Age of the oldest call waiting in the outbox.",
             registry=r,
         )
+        self.outbox_dead = Gauge(
+            "croupier_outbox_dead",
+            "Outbox calls the operator refused for good: owed money a person must reconcile.",
+            registry=r,
+        )
         self.outbox_delivered = Counter(
             "croupier_outbox_delivered",
             "Outbox calls delivered, by action and outcome.",

@@ -44,7 +44,9 @@ class OutboxWorker:
                 if await self.wallet.forwarder.deliver(conn, rt.backend, item, timeout_s):
                     finished += 1
             depth, age_s = await ledger.outbox_backlog(conn)
+            dead = await ledger.outbox_dead(conn)
         metrics = self.wallet.forwarder.metrics
+        metrics.outbox_dead.set(dead)
         metrics.outbox_depth.set(depth)
         metrics.outbox_oldest_age.set(age_s)
         return finished
