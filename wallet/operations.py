@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+import orjson
+
 from wallet.errors import Reason
 
 # Croupier's transaction ids are uuid5 of the scoped idempotency key, so every retry of one
@@ -84,7 +86,8 @@ class Operation:
     @property
     def transaction_id(self) -> uuid.UUID:
         """Return Croupier's deterministic transaction id for this operation."""
-        key = f"{self.provider}|{self.scope}|{self.kind.value}|{self.external_id}"
+        # A JSON array is unambiguous whatever the ids contain (a separator could appear in them).
+        key = orjson.dumps([self.provider, self.scope, self.kind.value, self.external_id]).decode()
         return uuid.uuid5(TRANSACTION_NAMESPACE, key)
 
     def compared_fields(self) -> tuple[tuple[str, object], ...]:
