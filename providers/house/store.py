@@ -38,8 +38,8 @@ def dumps(value: object) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredRound:
-    """One round as stored: who played, what was bet, every draw, the outcome and its fate."""
+class NewRound:
+    """A round drawn and about to be stored, before its bet is debited."""
 
     round_id: uuid.UUID
     operator: str
@@ -57,6 +57,12 @@ class StoredRound:
     draws: list[tuple[int, int]]
     state: dict[str, Any]
     win_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRound(NewRound):
+    """One round as stored: the drawn round, and its fate."""
+
     status: str
     refusal: str | None
     balance_before_minor: int | None
@@ -99,28 +105,6 @@ class StoredRound:
     def shown(self) -> bool:
         """Return whether the outcome may be shown: only once the bet was accepted."""
         return self.status in ("accepted", "settled")
-
-
-@dataclass(frozen=True, slots=True)
-class NewRound:
-    """A round drawn and about to be stored, before its bet is debited."""
-
-    round_id: uuid.UUID
-    operator: str
-    player_id: str
-    currency: str
-    token_sha256: bytes
-    game: str
-    game_sha256: bytes
-    bet_minor: int
-    params: dict[str, Any]
-    mode: str
-    seed_id: int | None
-    nonce: int | None
-    client_seed: str | None
-    draws: list[tuple[int, int]]
-    state: dict[str, Any]
-    win_minor: int
 
 
 @dataclass(frozen=True, slots=True)
