@@ -10,9 +10,11 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from gateway import callbacks, health, keys, middleware
+from gateway import callbacks, docs, health, keys, middleware
+from gateway.api import create_api
 from gateway.sessions import SessionStore
 from gateway.settings import Settings
+from gateway.tokens import SessionTokens
 from providers import registry
 from providers.base import Adapter
 from providers.context import ProviderContext
@@ -51,7 +53,8 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     assert settings.redis_url is not None
     client = aioredis.from_url(settings.redis_url)
     app[keys.REDIS] = client
-    app[keys.SESSIONS] = SessionStore(client)
+    tokens = SessionTokens(settings.session_keys, settings.session_active_key)
+    app[keys.SESSIONS] = SessionStore(client, tokens)
     yield
     await client.aclose()
 
@@ -127,6 +130,8 @@ def create_app(
     app[keys.METRICS] = metrics
     app.cleanup_ctx.extend([_postgres, _redis, _http, _wallet])
     app.add_routes(health.routes)
+    app.add_subapp("/v1", create_api(settings))
+    app.add_routes(docs.routes)
     adapters = load_adapters(settings, adapter_classes)
     app[keys.ADAPTERS] = adapters
     for adapter in adapters.values():

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import uuid
+from http import HTTPStatus
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway.api.problems import Code, problem
+
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-Id"
+API_PREFIX = "/v1/"
 REQUEST_ID = web.RequestKey("request_id", str)
 
 
@@ -38,6 +42,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400:  # noqa: PLR2004 -- redirects pass through
             raise
+        if request.path.startswith(API_PREFIX):
+            # An unrouted path under the Operator API still answers in the API's own format.
+            code = Code.NOT_FOUND if exc.status == HTTPStatus.NOT_FOUND else Code.INVALID_REQUEST
+            return problem(exc.status, code, exc.text or exc.reason)
         return web.json_response(
             {"status": "ERROR", "code": exc.reason.upper().replace(" ", "_"), "message": exc.text},
             status=exc.status,

@@ -1,4 +1,4 @@
-"""Player sessions in Redis: a fast look-up, never a guard for money."""
+"""Player sessions: a JWT the provider carries, and the session it names in Redis (never a money guard)."""
 
 from __future__ import annotations
 
@@ -9,31 +9,53 @@ from dataclasses import asdict, dataclass
 import orjson
 import redis.asyncio as aioredis
 
+from gateway.tokens import SessionTokens
+
 DEFAULT_TTL_S = 4 * 3600
+DEMO_SUFFIX = ".demo"
 
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """A player's game session: who plays what, in which currency."""
+    """A player's game session: who plays what, in which currency, until when."""
 
     token: str
+    session_id: str
+    # The operator whose wallet pays: for a demo session, that operator's play-money ledger.
     operator: str
     player_id: str
     currency: str
     provider: str
     game_id: str
     created_at: float
+    expires_at: float
+    mode: str = "real"
+    country: str | None = None
+    language: str = "en"
+    device: str = "desktop"
+    jurisdiction: str | None = None
+    reality_check_s: int | None = None
+
+    @property
+    def owner(self) -> str:
+        """Return the operator that opened the session (the same for real and demo play)."""
+        return self.operator.removesuffix(DEMO_SUFFIX)
 
 
 class SessionStore:
-    """Sessions keyed by token; the player's hash tag keeps a cluster's keys for one player together."""
+    """Sessions by id, with each player's open sessions indexed; tokens are verified JWTs."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str = "croupier") -> None:
+    def __init__(self, redis: aioredis.Redis, tokens: SessionTokens, prefix: str = "croupier") -> None:
         self.redis = redis
+        self.tokens = tokens
         self.prefix = prefix
 
-    def _key(self, token: str) -> str:
-        return f"{self.prefix}:session:{token}"
+    def _key(self, session_id: str) -> str:
+        return f"{self.prefix}:session:{session_id}"
+
+    def _player_key(self, operator: str, player_id: str) -> str:
+        # The hash tag keeps one player's index in one cluster slot.
+        return f"{self.prefix}:{{{operator.removesuffix(DEMO_SUFFIX)}/{player_id}}}:sessions"
 
     async def create(
         self,
@@ -43,29 +65,82 @@ class SessionStore:
         provider: str,
         game_id: str,
         ttl_s: int = DEFAULT_TTL_S,
+        *,
+        mode: str = "real",
+        country: str | None = None,
+        language: str = "en",
+        device: str = "desktop",
+        jurisdiction: str | None = None,
+        reality_check_s: int | None = None,
     ) -> Session:
-        """Open a session and return it with a fresh unguessable token."""
+        """Open a session and return it with a freshly signed token."""
+        now = time.time()
+        session_id = secrets.token_urlsafe(16)
         session = Session(
-            token=secrets.token_urlsafe(24),
+            token=self.tokens.issue(session_id, ttl_s, now),
+            session_id=session_id,
             operator=operator,
             player_id=player_id,
             currency=currency,
             provider=provider,
             game_id=game_id,
-            created_at=time.time(),
+            created_at=now,
+            expires_at=now + ttl_s,
+            mode=mode,
+            country=country,
+            language=language,
+            device=device,
+            jurisdiction=jurisdiction,
+            reality_check_s=reality_check_s,
         )
-        await self.redis.set(self._key(session.token), orjson.dumps(asdict(session)), ex=ttl_s)
+        index = self._player_key(operator, player_id)
+        # The index lives as long as the player's longest session (Redis 6.2 has no EXPIRE GT).
+        index_ttl_s = max(ttl_s, int(await self.redis.ttl(index)))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._key(session_id), orjson.dumps(asdict(session)), ex=ttl_s)
+            pipe.zadd(index, {session_id: session.expires_at})
+            pipe.expire(index, index_ttl_s)
+            await pipe.execute()
         return session
 
     async def get(self, token: str) -> Session | None:
-        """Return the live session for a token, or None if it is unknown or expired."""
-        if not token or len(token) > 256:  # noqa: PLR2004 -- longer than any token we issue
+        """Return the live session a token names, or None if forged, expired or ended."""
+        session_id = self.tokens.session_id(token)
+        if session_id is None:
             return None
-        raw = await self.redis.get(self._key(token))
-        if raw is None:
-            return None
-        return Session(**orjson.loads(raw))
+        return await self.by_id(session_id)
+
+    async def by_id(self, session_id: str) -> Session | None:
+        """Return a live session by its id, or None."""
+        raw = await self.redis.get(self._key(session_id))
+        return None if raw is None else Session(**orjson.loads(raw))
+
+    async def of_player(self, operator: str, player_id: str) -> list[Session]:
+        """Return a player's live sessions (real and demo), oldest first."""
+        index = self._player_key(operator, player_id)
+        await self.redis.zremrangebyscore(index, "-inf", time.time())
+        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in await self.redis.zrange(index, 0, -1)]
+        found = [await self.by_id(i) for i in ids]
+        live = [s for s in found if s is not None]
+        return sorted(live, key=lambda s: s.created_at)
 
     async def end(self, token: str) -> None:
-        """End a session at once."""
-        await self.redis.delete(self._key(token))
+        """End the session a token names, at once."""
+        session_id = self.tokens.session_id(token)
+        if session_id is not None:
+            await self.end_id(session_id)
+
+    async def end_id(self, session_id: str) -> Session | None:
+        """End a session by id at once (revocation) and return what it was, if it was live."""
+        session = await self.by_id(session_id)
+        await self.redis.delete(self._key(session_id))
+        if session is not None:
+            await self.redis.zrem(self._player_key(session.operator, session.player_id), session_id)
+        return session
+
+    async def end_player(self, operator: str, player_id: str) -> int:
+        """End every live session of a player (a block takes effect at once); return how many."""
+        sessions = await self.of_player(operator, player_id)
+        for session in sessions:
+            await self.end_id(session.session_id)
+        return len(sessions)

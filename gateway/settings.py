@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,21 +14,47 @@ from providers.base import ProviderConfig
 from wallet.policy import OperatorPolicy
 
 BACKENDS = ("ledger", "seamless")
+LOSS_PERIODS = ("day", "week", "month")
 
 
 class SettingsError(ValueError):
     """The configuration is invalid; raised at start."""
 
 
+# A JWT client assertion's algorithm is fixed per key, never taken from the token's header.
+JWT_ALGORITHMS = ("ES256", "RS256", "PS256", "EdDSA")
+
+
+@dataclass(frozen=True, slots=True)
+class JwtKey:
+    """A public key an operator signs its client assertions with, and its one algorithm."""
+
+    algorithm: str
+    public_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCredentials:
+    """How an operator authenticates to the Operator API: HMAC keys and JWT keys, by key id."""
+
+    hmac_keys: Mapping[str, bytes] = field(default_factory=dict)
+    jwt_keys: Mapping[str, JwtKey] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class OperatorSettings:
-    """One operator: its policy and where its wallet is."""
+    """One operator: its policy, where its wallet is, and its Operator API credentials."""
 
     policy: OperatorPolicy
     backend: str = "ledger"
     wallet_url: str = ""
     key_id: str = ""
     secret: bytes = b""
+    api: ApiCredentials = field(default_factory=ApiCredentials)
+    # How many sessions one player may have open on one game at once; a launch past it ends the oldest.
+    max_sessions_per_game: int = 1
+    # The play money a demo session starts with, in minor units of its currency.
+    demo_balance_minor: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +71,15 @@ class Settings:
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     outbox_interval_s: float = 0.5
     pool_size: int = 20
+    # Session tokens are JWTs signed with the active key; older keys still verify until removed.
+    # With none configured each process makes its own, which only suits a single node.
+    session_keys: Mapping[str, bytes] = field(default_factory=lambda: {"local": secrets.token_bytes(32)})
+    session_active_key: str = "local"
+    session_ttl_s: int = 4 * 3600
+    # The `aud` an operator's client assertion must name.
+    api_audience: str = "croupier"
+    # How long each node keeps the merged game catalogue before asking the adapters again.
+    catalogue_ttl_s: float = 300.0
 
 
 def _secret(value: object, where: str) -> bytes:
@@ -58,7 +94,37 @@ def _secret(value: object, where: str) -> bytes:
     return value.encode()
 
 
+def _optional_int(value: object) -> int | None:
+    return None if value is None else int(str(value))
+
+
+def _jwt_key(where: str, raw: object) -> JwtKey:
+    if not isinstance(raw, Mapping):
+        raise SettingsError(f"{where}: a JWT key is a table with algorithm and public_key")
+    algorithm = raw.get("algorithm")
+    if algorithm not in JWT_ALGORITHMS:
+        raise SettingsError(f"{where}: algorithm must be one of {JWT_ALGORITHMS}")
+    key = raw.get("public_key")
+    if isinstance(key, str) and key.startswith("file:"):
+        key = Path(key[5:]).read_text(encoding="utf-8")
+    if not isinstance(key, str) or "PUBLIC KEY" not in key:
+        raise SettingsError(f"{where}: public_key must be a PEM public key or 'file:PATH'")
+    return JwtKey(algorithm=str(algorithm), public_key=key)
+
+
+def _api(name: str, raw: Mapping[str, Any]) -> ApiCredentials:
+    return ApiCredentials(
+        hmac_keys={
+            k: _secret(v, f"operator {name} api key {k}") for k, v in raw.get("hmac_keys", {}).items()
+        },
+        jwt_keys={k: _jwt_key(f"operator {name} jwt key {k}", v) for k, v in raw.get("jwt_keys", {}).items()},
+    )
+
+
 def _operator(name: str, raw: Mapping[str, Any]) -> OperatorSettings:
+    if not name.isidentifier():
+        # Names appear in provider user ids ('operator:player') and demo ledgers ('operator.demo').
+        raise SettingsError(f"operator {name!r}: a name is letters, digits and underscores")
     backend = raw.get("backend", "ledger")
     if backend not in BACKENDS:
         raise SettingsError(f"operator {name}: backend must be one of {BACKENDS}")
@@ -70,7 +136,13 @@ def _operator(name: str, raw: Mapping[str, Any]) -> OperatorSettings:
         debit_deadline_s=float(raw.get("debit_deadline_s", 5.0)),
         credit_deadline_s=float(raw.get("credit_deadline_s", 5.0)),
         recovery_after_s=float(raw.get("recovery_after_s", 30.0)),
+        loss_limit_minor=dict(raw.get("loss_limit_minor", {})),
+        loss_period=str(raw.get("loss_period", "day")),
+        session_limit_s=_optional_int(raw.get("session_limit_s")),
+        reality_check_s=_optional_int(raw.get("reality_check_s")),
     )
+    if policy.loss_period not in LOSS_PERIODS:
+        raise SettingsError(f"operator {name}: loss_period must be one of {LOSS_PERIODS}")
     slowest_s = max(policy.debit_deadline_s, policy.credit_deadline_s) + 2 * policy.call_timeout_s
     if policy.recovery_after_s < slowest_s:
         # The outbox must not start cancelling a debit the request is still retrying.
@@ -78,8 +150,15 @@ def _operator(name: str, raw: Mapping[str, Any]) -> OperatorSettings:
             f"operator {name}: recovery_after_s must be at least the longest deadline plus two"
             f" call timeouts ({slowest_s} s)"
         )
+    common: dict[str, Any] = {
+        "api": _api(name, raw.get("api", {})),
+        "max_sessions_per_game": int(raw.get("max_sessions_per_game", 1)),
+        "demo_balance_minor": int(raw.get("demo_balance_minor", 100_000)),
+    }
+    if common["max_sessions_per_game"] < 1:
+        raise SettingsError(f"operator {name}: max_sessions_per_game must be at least 1")
     if backend == "ledger":
-        return OperatorSettings(policy=policy)
+        return OperatorSettings(policy=policy, **common)
     url = raw.get("wallet_url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise SettingsError(f"operator {name}: a seamless backend needs wallet_url")
@@ -89,7 +168,29 @@ def _operator(name: str, raw: Mapping[str, Any]) -> OperatorSettings:
         wallet_url=url,
         key_id=str(raw.get("key_id", "")),
         secret=_secret(raw.get("secret"), f"operator {name}"),
+        **common,
     )
+
+
+def _check_key_ids(operators: Mapping[str, OperatorSettings]) -> None:
+    """Refuse a key id used by two operators: a key id names exactly one operator."""
+    seen: dict[str, str] = {}
+    for name, op in operators.items():
+        for kid in (*op.api.hmac_keys, *op.api.jwt_keys):
+            if kid in seen:
+                raise SettingsError(f"api key id {kid!r} is used by operators {seen[kid]} and {name}")
+            seen[kid] = name
+
+
+def _session_keys(gw: Mapping[str, Any]) -> dict[str, Any]:
+    raw = gw.get("session_keys")
+    if raw is None:
+        return {}
+    keys = {k: _secret(v, f"session key {k}") for k, v in raw.items()}
+    active = gw.get("session_active_key")
+    if active not in keys:
+        raise SettingsError("gateway.session_active_key must name one of gateway.session_keys")
+    return {"session_keys": keys, "session_active_key": active}
 
 
 def from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
@@ -104,6 +205,8 @@ def from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         )
         for name, p in raw.get("providers", {}).items()
     }
+    operators = {name: _operator(name, o) for name, o in raw.get("operators", {}).items()}
+    _check_key_ids(operators)
     return Settings(
         database_url=env.get("DATABASE_URL") or gw.get("database_url"),
         redis_url=env.get("REDIS_URL") or gw.get("redis_url"),
@@ -111,10 +214,14 @@ def from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         port=int(env.get("CROUPIER_PORT") or gw.get("port", 8080)),
         data_dir=Path(env.get("CROUPIER_DATA_DIR") or gw.get("data_dir", ".croupier")),
         currencies=dict(raw.get("currencies", {})),
-        operators={name: _operator(name, o) for name, o in raw.get("operators", {}).items()},
+        operators=operators,
         providers=providers,
         outbox_interval_s=float(gw.get("outbox_interval_s", 0.5)),
         pool_size=int(gw.get("pool_size", 20)),
+        session_ttl_s=int(gw.get("session_ttl_s", 4 * 3600)),
+        api_audience=str(gw.get("api_audience", "croupier")),
+        catalogue_ttl_s=float(gw.get("catalogue_ttl_s", 300.0)),
+        **_session_keys(gw),
     )
 
 

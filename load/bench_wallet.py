@@ -46,6 +46,7 @@ from wallet_report import Run, results_block, write_doc
 from gateway.runtime import backing_services, ensure_database
 from gateway.sessions import SessionStore
 from gateway.settings import OperatorSettings, Settings
+from gateway.tokens import SessionTokens
 from providers.base import ProviderConfig
 from wallet.backends.ledger import open_account
 from wallet.pam import store as pam_store
@@ -419,7 +420,7 @@ async def _players(
     """Open accounts and sessions: one player per worker on each operator."""
     assert ready.redis_url is not None
     client = aioredis.from_url(ready.redis_url)
-    sessions = SessionStore(client, prefix="croupier")
+    sessions = SessionStore(client, SessionTokens(ready.session_keys, ready.session_active_key))
     seamless, ledger = [], []
     try:
         async with (

@@ -9,6 +9,8 @@ import orjson
 from wallet.errors import InvalidRequestError
 
 MAX_TEXT = 128
+# Session tokens are signed JWTs, longer than ids.
+MAX_TOKEN = 512
 
 
 def decode(body: bytes) -> dict[str, Any]:
@@ -22,20 +24,20 @@ def decode(body: bytes) -> dict[str, Any]:
     return data
 
 
-def text(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
-    """Return a string field of 1 to MAX_TEXT characters; a number is not a string."""
+def text(data: dict[str, Any], name: str, *, required: bool = True, max_length: int = MAX_TEXT) -> str | None:
+    """Return a string field of 1 to `max_length` characters; a number is not a string."""
     value = data.get(name)
     if value is None:
         if required:
             raise InvalidRequestError(f"{name} is required")
         return None
-    if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
-        raise InvalidRequestError(f"{name} must be a string of 1 to {MAX_TEXT} characters")
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        raise InvalidRequestError(f"{name} must be a string of 1 to {max_length} characters")
     return value
 
 
-def required_text(data: dict[str, Any], name: str) -> str:
+def required_text(data: dict[str, Any], name: str, max_length: int = MAX_TEXT) -> str:
     """Return a string field that must be there."""
-    value = text(data, name)
+    value = text(data, name, max_length=max_length)
     assert value is not None
     return value

@@ -43,6 +43,8 @@ PROVIDER_SECRET = b"provider secret k1"
 OPERATOR_KEY_ID = "gw-2025"
 OPERATOR_SECRET = b"operator wallet secret"
 OPENING_MINOR = 10_000
+SESSION_KEY_ID = "s-test-1"
+SESSION_KEY = b"session signing key for tests, 32+ bytes"
 # The background outbox worker passes once at start and then sleeps this long, so tests that
 # need the worker call OutboxWorker.run_once themselves and nothing races them.
 IDLE_WORKER_S = 3600.0
@@ -356,6 +358,9 @@ def gateway_settings(
         providers={PROVIDER: ProviderConfig(PROVIDER, secrets={PROVIDER_KEY_ID: PROVIDER_SECRET})},
         outbox_interval_s=IDLE_WORKER_S,
         pool_size=20,
+        # Every node of a deployment verifies the same session keys.
+        session_keys={SESSION_KEY_ID: SESSION_KEY},
+        session_active_key=SESSION_KEY_ID,
     )
 
 

@@ -15,7 +15,8 @@ SCHEMA = "croupier"
 
 _COLUMNS = (
     "transaction_id, provider, scope, kind, external_id, operator, player_id, currency,"
-    " amount_minor, round_id, game_id, credit_kind, reference_id, reference_kind, request_hash, state"
+    " amount_minor, round_id, game_id, credit_kind, reference_id, reference_kind, request_hash, state,"
+    " campaign_id"
 )
 
 
@@ -37,6 +38,7 @@ def _values(op: Operation, state: State) -> tuple[Any, ...]:
         op.reference_kind.value if op.kind is Kind.ROLLBACK else None,
         op.request_hash(),
         state.value,
+        op.campaign_id,
     )
 
 
@@ -46,7 +48,7 @@ async def claim(conn: Connection, op: Operation, state: State) -> int | None:
     # UNIQUE constraint, not timing, decides which copy applies.
     return await conn.fetchval(  # type: ignore[no-any-return]
         f"INSERT INTO croupier.operations ({_COLUMNS})"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         " ON CONFLICT (provider, scope, kind, external_id) DO NOTHING RETURNING id",
         *_values(op, state),
     )

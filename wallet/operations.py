@@ -77,6 +77,9 @@ class Operation:
     session: SessionState = SessionState.NOT_GIVEN
     # True where the provider reuses ids across players, so the key is scoped by player too.
     scope_by_player: bool = False
+    # The free-round campaign (or promotion) a credit pays for, as the provider named it; it ties
+    # the win to the campaign's progress and is not part of the idempotency comparison.
+    campaign_id: str | None = None
 
     @property
     def scope(self) -> str:

@@ -37,3 +37,8 @@ class OperatorPolicy:
     credit_deadline_s: float = 5.0
     # When the outbox takes over an operation whose request died with its node.
     recovery_after_s: float = 30.0
+    # Responsible-gaming defaults for players with no limits of their own (None: no limit).
+    loss_limit_minor: Mapping[str, int] = field(default_factory=dict)
+    loss_period: str = "day"
+    session_limit_s: int | None = None
+    reality_check_s: int | None = None

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from providers.identity import split_user_id
-from providers.wire import MAX_TEXT, required_text, text
+from providers.wire import MAX_TEXT, MAX_TOKEN, required_text, text
 from wallet.errors import InvalidRequestError
 from wallet.operations import CreditKind, Operation
 
@@ -89,7 +89,7 @@ class Common:
     def read(cls, data: dict[str, Any]) -> Common:
         """Read the common fields; the user id must be one Croupier issued."""
         uuid = required_text(data, "uuid")
-        sid = required_text(data, "sid")
+        sid = required_text(data, "sid", MAX_TOKEN)
         operator, player_id = split_user_id(required_text(data, "userId"))
         return cls(sid=sid, operator=operator, player_id=player_id, uuid=uuid)
 

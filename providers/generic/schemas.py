@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from providers.wire import text
+from providers.wire import MAX_TOKEN, text
 from wallet.errors import InvalidRequestError
 
 
@@ -35,5 +35,5 @@ class Request:
             operator=text(data, "operator") or "",
             player_id=text(data, "player_id") or "",
             currency=text(data, "currency") or "",
-            session_token=text(data, "session_token", required=False),
+            session_token=text(data, "session_token", required=False, max_length=MAX_TOKEN),
         )
