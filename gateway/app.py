@@ -130,7 +130,7 @@ def create_app(
     app[keys.METRICS] = metrics
     app.cleanup_ctx.extend([_postgres, _redis, _http, _wallet])
     app.add_routes(health.routes)
-    app.add_subapp("/v1", create_api(settings))
+    app.add_subapp("/v1", create_api(app, settings))
     app.add_routes(docs.routes)
     adapters = load_adapters(settings, adapter_classes)
     app[keys.ADAPTERS] = adapters

@@ -25,3 +25,6 @@ SESSIONS = web.AppKey("sessions", SessionStore)
 PROVIDER_CONTEXT = web.AppKey("provider_context", ProviderContext)
 ADAPTERS = web.AppKey("adapters", dict[str, Adapter])
 OUTBOX = web.AppKey("outbox", OutboxWorker)
+# On the Operator API sub-app: the gateway it is mounted in, so a module's cleanup context reaches
+# the gateway's resources (a sub-app's own state does not chain to its parent's).
+GATEWAY = web.AppKey("gateway", web.Application)

@@ -1,0 +1,125 @@
+"""Strict readers of Operator API bodies and query strings: a wrong field is a 400 naming it."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway.api.problems import ApiError, Code
+
+MAX_ID = 128
+MAX_MINOR = 2**63 - 1
+
+
+def invalid(detail: str) -> ApiError:
+    """Return the error for a malformed request."""
+    return ApiError(400, Code.INVALID_REQUEST, detail)
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """Return the request's JSON object body, or raise 415/400."""
+    if request.content_type != "application/json":
+        raise ApiError(415, Code.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
+    try:
+        data = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise invalid(f"malformed JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise invalid("the body must be a JSON object")
+    return data
+
+
+def only(data: Mapping[str, Any], allowed: Collection[str]) -> None:
+    """Refuse fields the endpoint does not know, so a typo is never silently ignored."""
+    unknown = sorted(set(data) - set(allowed))
+    if unknown:
+        raise invalid(f"unknown fields: {', '.join(unknown)}")
+
+
+def text(
+    data: Mapping[str, Any], name: str, *, required: bool = True, max_length: int = MAX_ID
+) -> str | None:
+    """Return a string field of 1 to `max_length` characters."""
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise invalid(f"{name} is required")
+        return None
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        raise invalid(f"{name} must be a string of 1 to {max_length} characters")
+    return value
+
+
+def required_text(data: Mapping[str, Any], name: str, max_length: int = MAX_ID) -> str:
+    """Return a string field that must be there."""
+    value = text(data, name, max_length=max_length)
+    assert value is not None
+    return value
+
+
+def integer(
+    data: Mapping[str, Any], name: str, *, required: bool = True, minimum: int = 0, maximum: int = MAX_MINOR
+) -> int | None:
+    """Return an integer field in a range; a float, a string or a bool is refused."""
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise invalid(f"{name} is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise invalid(f"{name} must be an integer from {minimum} to {maximum}")
+    return value
+
+
+def boolean(data: Mapping[str, Any], name: str, *, default: bool | None = None) -> bool:
+    """Return a boolean field, or the default when it is absent."""
+    value = data.get(name)
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, bool):
+        raise invalid(f"{name} must be true or false")
+    return value
+
+
+def choice(
+    data: Mapping[str, Any], name: str, options: Collection[str], default: str | None = None
+) -> str | None:
+    """Return a field that must be one of a few strings."""
+    value = data.get(name, default)
+    if value is None:
+        return None
+    if value not in options:
+        raise invalid(f"{name} must be one of {', '.join(sorted(options))}")
+    return str(value)
+
+
+def timestamp(value: object, name: str) -> datetime:
+    """Parse an RFC 3339 date-time with an offset."""
+    if not isinstance(value, str):
+        raise invalid(f"{name} must be an RFC 3339 date-time")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise invalid(f"{name} must be an RFC 3339 date-time") from None
+    if parsed.tzinfo is None:
+        raise invalid(f"{name} must carry a time zone offset")
+    return parsed.astimezone(UTC)
+
+
+def query_bool(request: web.Request, name: str) -> bool | None:
+    """Return a boolean query parameter, or None when absent."""
+    value = request.query.get(name)
+    if value is None:
+        return None
+    if value not in ("true", "false"):
+        raise invalid(f"{name} must be true or false")
+    return value == "true"
+
+
+def iso(moment: datetime | None) -> str | None:
+    """Return a moment as RFC 3339 in UTC."""
+    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
