@@ -7,6 +7,8 @@ COPY gateway gateway
 COPY providers providers
 COPY wallet wallet
 COPY rng rng
+# gateway/openapi/ links to the OpenAPI documents here; the wheel takes their content.
+COPY docs/openapi docs/openapi
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -12,7 +13,7 @@ from aiohttp import web
 
 from gateway import callbacks, docs, health, keys, middleware
 from gateway.api import create_api
-from gateway.sessions import SessionStore
+from gateway.sessions import DEMO_SUFFIX, SessionStore
 from gateway.settings import Settings
 from gateway.tokens import SessionTokens
 from providers import registry
@@ -87,6 +88,10 @@ async def _wallet(app: web.Application) -> AsyncIterator[None]:
     operators = {
         name: OperatorRuntime(op.policy, _backend(app, name)) for name, op in settings.operators.items()
     }
+    for name, op in settings.operators.items():
+        # Demo play: each operator's play-money ledger, which never reaches the operator's wallet.
+        demo = name + DEMO_SUFFIX
+        operators[demo] = OperatorRuntime(replace(op.policy, name=demo, play_money=True), LedgerWallet())
     wallet = Wallet(app[keys.PG_POOL], operators, currencies, app[keys.METRICS])
     app[keys.WALLET] = wallet
     app[keys.PROVIDER_CONTEXT] = ProviderContext(app[keys.SESSIONS], currencies, app[keys.PG_POOL])

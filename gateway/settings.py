@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from wallet.policy import OperatorPolicy
 
 BACKENDS = ("ledger", "seamless")
 LOSS_PERIODS = ("day", "week", "month")
+_OPERATOR_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class SettingsError(ValueError):
@@ -122,9 +124,9 @@ def _api(name: str, raw: Mapping[str, Any]) -> ApiCredentials:
 
 
 def _operator(name: str, raw: Mapping[str, Any]) -> OperatorSettings:
-    if not name.isidentifier():
+    if not _OPERATOR_NAME.fullmatch(name):
         # Names appear in provider user ids ('operator:player') and demo ledgers ('operator.demo').
-        raise SettingsError(f"operator {name!r}: a name is letters, digits and underscores")
+        raise SettingsError(f"operator {name!r}: a name is 1 to 64 letters, digits, '_' or '-'")
     backend = raw.get("backend", "ledger")
     if backend not in BACKENDS:
         raise SettingsError(f"operator {name}: backend must be one of {BACKENDS}")

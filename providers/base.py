@@ -75,6 +75,10 @@ class LaunchRequest:
     real: bool = True
     lobby_url: str | None = None
     cashier_url: str | None = None
+    # The operator's chosen RTP variant (one of the game's rtp_variants), None for the default.
+    rtp_variant: str | None = None
+    # How often the game shows the player a reality check, where the protocol carries it.
+    reality_check_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from openapi_core import OpenAPI
+from openapi_core import Config, OpenAPI
+from openapi_core.deserializing.media_types.util import json_loads
 from openapi_core.testing import MockRequest, MockResponse
+from yarl import URL
 
 from gateway import keys
 from gateway.app import create_app
@@ -50,7 +52,9 @@ GENERIC_SECRET = b"generic provider secret for api tests"
 @cache
 def spec() -> OpenAPI:
     """Return the Operator API's OpenAPI document, parsed once."""
-    return OpenAPI.from_file_path(str(SPEC_PATH))
+    # openapi-core decodes only a few JSON media types by name; problem details are JSON too.
+    problem_json = Config(extra_media_type_deserializers={"application/problem+json": json_loads})
+    return OpenAPI.from_file_path(str(SPEC_PATH), config=problem_json)
 
 
 @cache
@@ -128,7 +132,8 @@ class ApiClient:
         path_qs = f"{path}?{query}" if query else path
         raw = body if body is not None else (b"" if json is None else orjson.dumps(json))
         sent = {"Content-Type": "application/json"} if raw else {}
-        sent |= self._auth_headers(method, path_qs, raw)
+        # Sign the query as aiohttp sends it and the server reads it (yarl leaves ':' unescaped).
+        sent |= self._auth_headers(method, URL(path_qs).raw_path_qs, raw)
         sent |= dict(headers or {})
         request = MockRequest(
             "http://localhost",
@@ -248,17 +253,21 @@ class ApiEnv:
         return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+async def serve_api(settings: Settings, stack: contextlib.AsyncExitStack) -> ApiEnv:
+    """Start a gateway on a real port until the stack closes, with a generic provider beside it."""
+    client = TestClient(TestServer(create_app(settings), host="127.0.0.1"))
+    await client.start_server()
+    stack.push_async_callback(client.close)
+    generic = GenericSimulator(
+        str(client.make_url("/")),
+        client.session,
+        ProviderConfig("generic", {GENERIC_KEY_ID: GENERIC_SECRET}),
+    )
+    return ApiEnv(client, generic)
+
+
 @pytest.fixture
 async def api(fresh_db: str, fresh_redis: str) -> AsyncIterator[ApiEnv]:
     """Yield a running gateway with the Operator API, on the test's own database."""
     async with contextlib.AsyncExitStack() as stack:
-        app = create_app(api_settings(fresh_db, fresh_redis))
-        client = TestClient(TestServer(app, host="127.0.0.1"))
-        await client.start_server()
-        stack.push_async_callback(client.close)
-        generic = GenericSimulator(
-            str(client.make_url("/")),
-            client.session,
-            ProviderConfig("generic", {GENERIC_KEY_ID: GENERIC_SECRET}),
-        )
-        yield ApiEnv(client, generic)
+        yield await serve_api(api_settings(fresh_db, fresh_redis), stack)

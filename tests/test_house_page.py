@@ -13,37 +13,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
+from browser import CHROMIUM_FLAGS, WAIT_S, executables
 from test_house import OPENING, House, serve_house
 
 from providers.house import store
-
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=760,1000",
-)
-WAIT_S = 30
-
-
-def _browser() -> tuple[str, str]:
-    """Return the Chromium and chromedriver executables, or fail saying how to get them."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if chromium is None or driver is None:
-        pytest.fail("headless Chromium is missing: apt-get install -y chromium chromium-driver")
-    try:
-        import selenium  # noqa: F401, PLC0415 -- checked here to fail with a clear message
-    except ImportError:
-        pytest.fail("the selenium package is missing: pip install selenium")
-    return chromium, driver
 
 
 def _drive(chromium: str, chromedriver: str, pages: dict[str, str], shots: Path) -> dict[str, dict[str, Any]]:
@@ -99,7 +72,7 @@ async def _token(house: House, balance_minor: int) -> tuple[str, str]:
 
 async def test_a_spin_on_the_page_shows_the_stored_round(fresh_db, fresh_redis, tmp_path: Path) -> None:
     """A click on Spin plays a round: the page shows the backend's balance and the stored reels."""
-    chromium, chromedriver = _browser()
+    chromium, chromedriver = executables()
     async with serve_house(fresh_db, fresh_redis) as house:
         rich, rich_id = await _token(house, OPENING)
         poor, poor_id = await _token(house, 10)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from wallet import ledger, rules
+from wallet import ledger, limits, rules
 from wallet.backends.base import OperatorWallet
 from wallet.db import Connection
 from wallet.errors import (
@@ -177,7 +177,11 @@ class Wallet:
         policy = self.runtime(op.operator).policy
         if op.kind is Kind.DEBIT:
             round_ = await ledger.lock_round(conn, op, op.round_id, create=True)
-            rules.check_debit(op, policy, round_)
+            # Responsible gaming is decided here, in the transaction that claims the key, so a
+            # refusal is exact and stored like any other; wins and refunds never look at it.
+            player = await limits.for_bet(conn, policy, op)
+            rules.check_debit(op, policy, round_, player)
+            await limits.check_loss(conn, op, op_id, player)
             return self._transfer(op, TransferType.DEBIT, op.amount_minor or 0)
         if op.kind is Kind.CREDIT:
             create = not rules.credit_needs_bet(op, caps)

@@ -42,3 +42,5 @@ class OperatorPolicy:
     loss_period: str = "day"
     session_limit_s: int | None = None
     reality_check_s: int | None = None
+    # A play-money ledger (an operator's demo): it risks no money, so no player limit or block applies.
+    play_money: bool = False

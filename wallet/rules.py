@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from wallet.errors import InProgressError, MismatchError, Reason, RejectedError
+from wallet.limits import PlayerLimits
 from wallet.operations import WITHOUT_BET, Operation, SessionState, State
 from wallet.policy import Capabilities, OperatorPolicy
 
@@ -27,13 +28,21 @@ def check_repeat(op: Operation, stored: asyncpg.Record) -> None:
     raise MismatchError("request")
 
 
-def check_debit(op: Operation, policy: OperatorPolicy, round_: asyncpg.Record | None) -> None:
-    """Refuse a new debit for a token, limit or round reason."""
+def check_debit(
+    op: Operation, policy: OperatorPolicy, round_: asyncpg.Record | None, player: PlayerLimits | None = None
+) -> None:
+    """Refuse a new debit for a block, token, limit or round reason."""
+    # The block first: blocking also ended the player's sessions, and the reason to tell is the block.
+    if player is not None and player.block is not None:
+        raise RejectedError(Reason.PLAYER_BLOCKED, f"the player is {player.block.state.replace('_', '-')}")
     if op.session is SessionState.EXPIRED:
         raise RejectedError(Reason.SESSION_EXPIRED, "the session has expired")
     limit = policy.max_bet_minor.get(op.currency)
     if limit is not None and (op.amount_minor or 0) > limit:
         raise RejectedError(Reason.LIMIT_EXCEEDED, f"bet above the limit of {limit}")
+    own = player.max_bet_minor if player is not None and player.currency == op.currency else None
+    if own is not None and (op.amount_minor or 0) > own:
+        raise RejectedError(Reason.LIMIT_EXCEEDED, f"bet above the player's limit of {own}")
     if round_ is not None and round_["state"] == "closed":
         raise RejectedError(Reason.ROUND_CLOSED, "the round has ended")
 

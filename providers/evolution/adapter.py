@@ -158,6 +158,7 @@ class EvolutionAdapter(Adapter):
         credit_kind: CreditKind = CreditKind.WIN,
         reference_id: str | None = None,
         answer_sid: str | None = None,
+        campaign_id: str | None = None,
     ) -> Operation:
         return EvolutionOperation(
             kind=kind,
@@ -175,6 +176,7 @@ class EvolutionAdapter(Adapter):
             scope_by_player=self.capabilities.ids_scoped_by_player,
             uuid=common.uuid,
             answer_sid=answer_sid,
+            campaign_id=campaign_id,
         )
 
     async def _session_call(
@@ -240,6 +242,8 @@ class EvolutionAdapter(Adapter):
             game_id=game.table_id if game is not None else None,
             credit_kind=schemas.promo_kind(promo.type),
             session=state,
+            # A free-round voucher is the campaign id Croupier gave Evolution.
+            campaign_id=promo.voucher_id,
         )
 
     async def _session_state(

@@ -224,6 +224,7 @@ class EvolutionSimulator(ProviderSimulator):
         bet_tx_id: str,
         *,
         kind: str = "win",
+        campaign_id: str | None = None,
     ) -> SimAnswer:
         """Settle a bet (credit with its refId) or pay a promo payout, retried until definite."""
         money = self._money(amount_minor, player.currency)
@@ -237,7 +238,9 @@ class EvolutionSimulator(ProviderSimulator):
             )
         promo: dict[str, Any] = {"type": promo_type, "id": tx_id, "amount": money}
         if kind == "freeround":
-            promo |= {"voucherId": f"voucher-{round_id}", "remainingRounds": 0}
+            promo |= {"voucherId": campaign_id or f"voucher-{round_id}", "remainingRounds": 0}
+        elif campaign_id is not None:
+            promo["voucherId"] = campaign_id
         payload = self._base(player) | {
             "currency": player.currency,
             "game": self._game(round_id) if kind == "jackpot" else None,

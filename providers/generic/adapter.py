@@ -16,6 +16,7 @@ from wallet.errors import (
     InProgressError,
     InvalidRequestError,
     MismatchError,
+    Reason,
     RejectedError,
     TransactionNotFoundError,
     UnavailableError,
@@ -66,6 +67,8 @@ class GenericAdapter(Adapter):
             "country": launch.country,
             "lobby": launch.lobby_url,
             "cashier": launch.cashier_url,
+            "rtp": launch.rtp_variant,
+            "reality_check_s": launch.reality_check_s,
         }
         return f"{base}?{urlencode({k: v for k, v in query.items() if v is not None})}"
 
@@ -90,12 +93,14 @@ class GenericAdapter(Adapter):
         currency = ctx.currency(common.currency)
         kind = _KINDS[route.operation]
         session, session_state = await ctx.session(common.session_token)
-        if session is not None and (session.operator, session.player_id, session.currency) != (
+        if session is not None and (session.operator, session.player_id) != (
             common.operator,
             common.player_id,
-            common.currency,
         ):
-            raise InvalidRequestError("the session belongs to another player or currency")
+            raise InvalidRequestError("the session belongs to another player")
+        if session is not None and session.currency != common.currency:
+            # The currency is locked to the session at launch.
+            raise RejectedError(Reason.CURRENCY_MISMATCH, f"the session plays in {session.currency}")
         if kind is Kind.BALANCE:
             return Operation(
                 kind,
@@ -134,6 +139,7 @@ class GenericAdapter(Adapter):
             credit_kind=credit_kind,
             reference_id=wire.text(data, "reference_transaction_id", required=kind is Kind.ROLLBACK),
             session=session_state,
+            campaign_id=schemas.campaign_id(data) if kind is Kind.CREDIT else None,
         )
 
     def render(self, route: Route, op: Operation, result: Result, ctx: ProviderContext) -> web.StreamResponse:

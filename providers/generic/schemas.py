@@ -19,6 +19,11 @@ def amount(data: dict[str, Any], name: str = "amount") -> object:
     return value
 
 
+def campaign_id(data: dict[str, Any]) -> str | None:
+    """Return the free-round campaign a credit pays for, if it names one (optional)."""
+    return text(data, "campaign_id", required=False)
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     """The fields common to every generic callback."""

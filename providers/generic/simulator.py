@@ -165,8 +165,9 @@ class GenericSimulator(ProviderSimulator):
         bet_tx_id: str,
         *,
         kind: str = "win",
+        campaign_id: str | None = None,
     ) -> SimAnswer:
-        """Pay a win of a kind, retried until definite."""
+        """Pay a win of a kind, for a free-round campaign if one is named, retried until definite."""
         del bet_tx_id  # the generic protocol ties a win to its round, not to a bet
         payload = self._base(
             player,
@@ -175,6 +176,7 @@ class GenericSimulator(ProviderSimulator):
             transaction_id=tx_id,
             credit_kind=kind,
             game_id="demo-slot",
+            campaign_id=campaign_id,
         )
         return self._read(await self.until_definite("credit", payload), player.currency)
 

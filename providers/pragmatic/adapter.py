@@ -197,6 +197,8 @@ class PragmaticAdapter(Adapter):
             round_id=round_id,
             game_id=game_id,
             credit_kind=CreditKind.FREEROUND if bonus_code else CreditKind.WIN,
+            # A free round's bonusCode is the campaign id Croupier gave Pragmatic.
+            campaign_id=bonus_code,
         )
         promo_minor = p.optional_amount("promoWinAmount", currency)
         if not promo_minor:
@@ -211,13 +213,14 @@ class PragmaticAdapter(Adapter):
             round_id=round_id,
             game_id=game_id,
             credit_kind=CreditKind.PROMO,
+            campaign_id=p.optional("promoCampaignID"),
         )
         return Batch((win, promo))
 
     async def _bonus_win(self, p: schemas.Params, ctx: ProviderContext) -> Operation:
         reference = p.text("reference")
         p.timestamp()
-        p.text("bonusCode")
+        bonus_code = p.text("bonusCode")
         p.optional("roundId")
         game_id = p.optional("gameId")
         player = await players.resolve(self.name, p, ctx)
@@ -236,6 +239,7 @@ class PragmaticAdapter(Adapter):
             round_id=f"bonusWin:{reference}",
             game_id=game_id,
             credit_kind=CreditKind.BONUS,
+            campaign_id=bonus_code,
         )
 
     async def _jackpot_win(self, p: schemas.Params, ctx: ProviderContext) -> Operation:
@@ -257,7 +261,7 @@ class PragmaticAdapter(Adapter):
 
     async def _promo_win(self, p: schemas.Params, ctx: ProviderContext) -> Operation:
         reference = p.text("reference")
-        p.text("campaignId")
+        campaign_id = p.text("campaignId")
         p.text("campaignType")
         p.timestamp()
         currency = ctx.currency(p.text("currency"))
@@ -274,6 +278,7 @@ class PragmaticAdapter(Adapter):
             round_id=f"promoWin:{reference}",
             game_id=p.optional("gameId"),
             credit_kind=CreditKind.PROMO,
+            campaign_id=campaign_id,
         )
 
     async def _refund(self, p: schemas.Params, ctx: ProviderContext) -> Operation:
@@ -356,6 +361,7 @@ class PragmaticAdapter(Adapter):
         credit_kind: CreditKind = CreditKind.WIN,
         reference_id: str | None = None,
         session: SessionState | None = None,
+        campaign_id: str | None = None,
     ) -> Operation:
         return Operation(
             kind=kind,
@@ -371,6 +377,7 @@ class PragmaticAdapter(Adapter):
             reference_id=reference_id,
             session=player.session if session is None else session,
             scope_by_player=self.capabilities.ids_scoped_by_player,
+            campaign_id=campaign_id,
         )
 
     # Answers.

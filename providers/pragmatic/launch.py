@@ -39,6 +39,9 @@ def launch_params(options: Mapping[str, Any], secret: bytes, launch: LaunchReque
         "cashierUrl": launch.cashier_url,
         "country": launch.country,
         "jurisdiction": launch.jurisdiction,
+        "rtp": launch.rtp_variant,
+        # Pragmatic's reality-check interval is in whole minutes.
+        "rcInterval": None if launch.reality_check_s is None else str(-(-launch.reality_check_s // 60)),
     }
     if launch.real:
         # Demo play uses Pragmatic's play money: no token, no player, no wallet calls.

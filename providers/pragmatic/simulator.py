@@ -205,26 +205,29 @@ class PragmaticSimulator(ProviderSimulator):
         bet_tx_id: str,
         *,
         kind: str = "win",
+        campaign_id: str | None = None,
     ) -> SimAnswer:
-        """Pay a win on Pragmatic's endpoint for its kind, retried until definite."""
+        """Pay a win on Pragmatic's endpoint for its kind (for a campaign if named), until definite."""
         del bet_tx_id  # Pragmatic ties a win to its round, not to a bet
         amount = self.major(amount_minor, player.currency)
         common = {"amount": amount, "reference": tx_id, "timestamp": self.now_ms()}
+        bonus_code = campaign_id or f"frb-{round_id}"
         if kind in ("win", "freeround"):
             path = "/result.html"
             fields = {"gameId": self.game_id, "roundId": round_id, "roundDetails": "spin", **common}
             if kind == "freeround":
-                fields["bonusCode"] = f"frb-{round_id}"
+                fields["bonusCode"] = bonus_code
         elif kind == "bonus":
             path = "/bonusWin.html"
-            fields = {"bonusCode": f"frb-{round_id}", "roundId": round_id, "gameId": self.game_id, **common}
+            fields = {"bonusCode": bonus_code, "roundId": round_id, "gameId": self.game_id, **common}
         elif kind == "jackpot":
             path = "/jackpotWin.html"
             fields = {"gameId": self.game_id, "roundId": round_id, "jackpotId": "1", **common}
             fields["jackpotDetails"] = f"progressive:{amount}"
         elif kind == "promo":
             path = "/promoWin.html"
-            fields = {"campaignId": "1", "campaignType": "T", "currency": player.currency, **common}
+            fields = {"campaignId": campaign_id or "1", "campaignType": "T", "currency": player.currency}
+            fields |= common
         else:
             raise NotImplementedError(f"pragmatic has no {kind} payout")
         await self.login(player)

@@ -13,9 +13,10 @@ from aiohttp import web
 
 from providers import wire
 from providers.base import Adapter, Batch, LaunchRequest, ProviderConfig, Route, json_response
-from providers.identity import split_user_id
+from providers.identity import split_user_id, user_id
 from providers.softswiss import errors, schemas, signing
-from wallet.errors import InvalidRequestError, RejectedError, WalletError
+from wallet import campaigns
+from wallet.errors import InvalidRequestError, Reason, RejectedError, WalletError
 from wallet.operations import CreditKind, Kind, Operation, Result, SessionState
 from wallet.policy import Capabilities
 
@@ -61,6 +62,8 @@ class SoftswissAdapter(Adapter):
         super().__init__(config)
         if not config.secrets:
             raise ValueError("softswiss needs its auth token in the provider's secrets")
+        # False for a studio that pays each free spin as a /play win: the report is then only a total.
+        self.freespins_credits = bool(config.options.get("freespins_credits", True))
 
     def launch_url(self, launch: LaunchRequest) -> str:
         """Return the studio's game URL: real play with the session, or demo play without one."""
@@ -108,15 +111,7 @@ class SoftswissAdapter(Adapter):
         """Read a call into the operations it asks for, in the order they must be applied."""
         data = wire.decode(body)
         if route.operation == "freespins":
-            report = schemas.freespins(data)
-            # The wins were credited by the /play calls; the report itself moves no money.
-            log.info(
-                "softswiss free-spins issue %s %s, total %d",
-                report.issue_id,
-                report.status,
-                report.total_amount_minor,
-            )
-            return SoftswissBatch(())
+            return await self._freespins(schemas.freespins(data), ctx)
         call = schemas.call(data, rollback=route.operation == "rollback")
         operator, player_id = split_user_id(call.user_id)
         currency = ctx.currency(call.currency).code
@@ -157,17 +152,47 @@ class SoftswissAdapter(Adapter):
             )
         return SoftswissBatch(tuple(ops), call.game_id)
 
+    async def _freespins(self, report: schemas.FreespinsReport, ctx: ProviderContext) -> SoftswissBatch:
+        """Pay a free-spins issue's total win as one free-round credit of the campaign it names."""
+        player = await _issue_player(self.name, report, ctx) if self.freespins_credits else None
+        if player is None:
+            # Paid spin by spin already, or no user_id and not an issue of exactly one player.
+            log.warning(
+                "softswiss free-spins issue %s %s (total %d): nothing paid",
+                report.issue_id,
+                report.status,
+                report.total_amount_minor,
+            )
+            return SoftswissBatch(())
+        operator, player_id, currency = player
+        # One campaign id may be the issue of several players: the key names both, each paid once
+        # (the issue id is escaped, so no two pairs spell the same key).
+        key = f"freespins:{quote(report.issue_id, safe='')}/{user_id(operator, player_id)}"
+        credit = Operation(
+            Kind.CREDIT,
+            self.name,
+            operator,
+            player_id,
+            currency,
+            external_id=key,
+            amount_minor=report.total_amount_minor,
+            round_id=key,
+            credit_kind=CreditKind.FREEROUND,
+            scope_by_player=self.capabilities.ids_scoped_by_player,
+            campaign_id=report.issue_id,
+        )
+        return SoftswissBatch((credit,))
+
     @staticmethod
     async def _session(
         call: schemas.Call, operator: str, player_id: str, ctx: ProviderContext
     ) -> SessionState:
         session, state = await ctx.session(call.session_id)
-        if session is not None and (session.operator, session.player_id, session.currency) != (
-            operator,
-            player_id,
-            call.currency,
-        ):
-            raise InvalidRequestError("the session belongs to another player or currency")
+        if session is not None and (session.operator, session.player_id) != (operator, player_id):
+            raise InvalidRequestError("the session belongs to another player")
+        if session is not None and session.currency != call.currency:
+            # The currency is locked to the session at launch.
+            raise RejectedError(Reason.CURRENCY_MISMATCH, f"the session plays in {session.currency}")
         return state
 
     def render_batch(
@@ -197,6 +222,17 @@ class SoftswissAdapter(Adapter):
     ) -> web.StreamResponse:
         """Answer a call that failed before (or outside) its batch: signature, parsing, storage."""
         return _error(error, op, None, [])
+
+
+async def _issue_player(
+    provider: str, report: schemas.FreespinsReport, ctx: ProviderContext
+) -> tuple[str, str, str] | None:
+    """Return (operator, player, currency) of a report: its user_id, else the issue's only player."""
+    if report.user_id is not None:
+        operator, player_id = split_user_id(report.user_id)
+        return operator, player_id, ctx.currency(report.currency).code
+    async with ctx.pool.acquire() as conn:
+        return await campaigns.sole_player(conn, provider, report.issue_id)
 
 
 def processed_at(result: Result) -> str:

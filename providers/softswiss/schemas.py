@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from providers.wire import required_text, text
+from providers.wire import MAX_TOKEN, required_text, text
 from wallet.errors import InvalidRequestError
 from wallet.money import AmountError, minor_from_wire
 
@@ -108,21 +108,30 @@ def call(data: dict[str, Any], *, rollback: bool) -> Call:
         game_id=text(data, "game_id", required=needs_round),
         finished=finished,
         actions=actions,
-        session_id=text(data, "session_id", required=False),
+        session_id=text(data, "session_id", required=False, max_length=MAX_TOKEN),
     )
 
 
 @dataclass(frozen=True, slots=True)
 class FreespinsReport:
-    """The end of a free-spins issue: its status and the total it paid."""
+    """The end of a free-spins issue: its status, the total it paid and, if sent, whose it is."""
 
     issue_id: str
     status: str
     total_amount_minor: int
+    user_id: str | None = None
+    currency: str | None = None
 
 
 def freespins(data: dict[str, Any]) -> FreespinsReport:
-    """Read a /freespins call."""
+    """Read a /freespins call; `user_id` is optional and, when sent, needs `currency`."""
     total = minor(data, "total_amount")
     assert total is not None
-    return FreespinsReport(required_text(data, "issue_id"), required_text(data, "status"), total)
+    user_id = text(data, "user_id", required=False)
+    return FreespinsReport(
+        required_text(data, "issue_id"),
+        required_text(data, "status"),
+        total,
+        user_id,
+        text(data, "currency", required=user_id is not None),
+    )

@@ -208,9 +208,13 @@ class SoftswissSimulator(ProviderSimulator):
         ]
         return await self.play(player, round_id, actions, finished=True)
 
-    async def freespins(self, issue_id: str, status: str, total_amount_minor: int) -> SimAnswer:
-        """Report the end of a free-spins issue, retried until definite."""
-        payload = {"issue_id": issue_id, "status": status, "total_amount": total_amount_minor}
+    async def freespins(
+        self, issue_id: str, status: str, total_amount_minor: int, player: SimPlayer | None = None
+    ) -> SimAnswer:
+        """Report the end of a free-spins issue (naming its player if given), retried until definite."""
+        payload: dict[str, Any] = {"issue_id": issue_id, "status": status, "total_amount": total_amount_minor}
+        if player is not None:
+            payload |= {"user_id": user_id(player.operator, player.player_id), "currency": player.currency}
         return self.read(await self.until_definite("/freespins", payload))
 
     async def send_raw(
