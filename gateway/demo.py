@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from gateway import keys
 from gateway.app import create_app
 from gateway.runtime import ensure_database, serve_app
-from gateway.settings import OperatorSettings, Settings
+from gateway.settings import ApiCredentials, OperatorSettings, Settings
 from providers import registry
 from providers.simulator import ProviderSimulator, SimAnswer, SimPlayer
 from wallet.backends.ledger import open_account
@@ -25,6 +26,7 @@ from wallet.pam import store as pam_store
 from wallet.pam.server import PAM_POOL, create_pam_app
 from wallet.pam.settings import PamSettings
 from wallet.policy import OperatorPolicy
+from wallet.signing import Signer
 
 CURRENCY = "EUR"
 OPENING_MINOR = 100_000
@@ -45,6 +47,9 @@ class Tally:
     replays: int = 0
     refused: dict[str, int] = field(default_factory=dict)
     by_provider: dict[str, int] = field(default_factory=dict)
+    # Sessions launched through the Operator API, and the rounds it reports by settlement.
+    launches: int = 0
+    settlements: dict[str, int] = field(default_factory=dict)
 
     def refuse(self, answer: SimAnswer) -> None:
         """Count a refusal by its code."""
@@ -134,6 +139,35 @@ async def _checks(
     return result
 
 
+async def _launch(
+    http: aiohttp.ClientSession, gateway_url: str, signer: Signer, player_id: str, provider: str, game_id: str
+) -> str:
+    """Launch a game through the Operator API, as an operator's lobby does; return the session token."""
+    path = "/v1/sessions"
+    body = orjson.dumps(
+        {"player_id": player_id, "currency": CURRENCY, "provider": provider, "game_id": game_id}
+    )
+    headers = {"Content-Type": "application/json"} | signer.headers("POST", path, body)
+    async with http.post(gateway_url + path, data=body, headers=headers) as resp:
+        answer = await resp.read()
+        if resp.status != 201:  # noqa: PLR2004 -- Created
+            raise RuntimeError(f"launch of {provider}/{game_id} failed: {resp.status} {answer!r}")
+    return str(orjson.loads(answer)["token"])
+
+
+async def _settlements(
+    http: aiohttp.ClientSession, gateway_url: str, signer: Signer, player_id: str, tally: Tally
+) -> None:
+    """Count a player's rounds by settlement, as support staff would read them from the Operator API."""
+    path = f"/v1/rounds?player_id={player_id}&limit=500"
+    async with http.get(gateway_url + path, headers=signer.headers("GET", path, b"")) as resp:
+        if resp.status != 200:  # noqa: PLR2004 -- OK
+            raise RuntimeError(f"round listing failed: {resp.status} {await resp.read()!r}")
+        page = orjson.loads(await resp.read())
+    for round_ in page["rounds"]:
+        tally.settlements[round_["settlement"]] = tally.settlements.get(round_["settlement"], 0) + 1
+
+
 async def _drain_outbox(app: web.Application) -> int:
     """Let the outbox deliver everything owed; return what is still waiting."""
     depth = 0
@@ -161,6 +195,8 @@ async def run_demo(
     gateway_db = await ensure_database(base.database_url, "croupier_demo", fresh=True)
     pam_db = await ensure_database(base.database_url, "croupier_demo_pam", fresh=True)
     pam_secret = secrets.token_bytes(32)
+    signers = {name: Signer(f"{name}-api", secrets.token_bytes(32)) for name in (SEAMLESS, LEDGER)}
+    api = {name: ApiCredentials(hmac_keys={s.key_id: s.secret}) for name, s in signers.items()}
     pam_app = create_pam_app(PamSettings(pam_db, {"pam-1": pam_secret}))
     rng = random.Random(seed)  # noqa: S311 -- simulated provider behaviour, not game outcomes
     tally = Tally()
@@ -170,9 +206,9 @@ async def run_demo(
             database_url=gateway_db,
             operators={
                 SEAMLESS: OperatorSettings(
-                    OperatorPolicy(SEAMLESS), "seamless", pam_url, "pam-1", pam_secret
+                    OperatorPolicy(SEAMLESS), "seamless", pam_url, "pam-1", pam_secret, api=api[SEAMLESS]
                 ),
-                LEDGER: OperatorSettings(OperatorPolicy(LEDGER)),
+                LEDGER: OperatorSettings(OperatorPolicy(LEDGER), api=api[LEDGER]),
             },
             providers={name: cls.sample_config() for name, cls in adapters.items()},
         )
@@ -185,6 +221,8 @@ async def run_demo(
                 for name, cls in adapters.items()
             }
             names = sorted(sims)
+            # Each provider's first game; every launch goes through the Operator API.
+            games = {name: app[keys.ADAPTERS][name].catalogue()[0].game_id for name in names}
             for n in range(max(players, 2 * len(names))):
                 operator = SEAMLESS if n % 2 == 0 else LEDGER
                 provider = names[(n // 2) % len(names)]
@@ -194,11 +232,11 @@ async def run_demo(
                 else:
                     async with app[keys.PG_POOL].acquire() as conn:
                         await open_account(conn, operator, player_id, CURRENCY, OPENING_MINOR)
-                session = await app[keys.SESSIONS].create(
-                    operator, player_id, CURRENCY, provider, "demo-slot"
-                )
+                game_id = games[provider]
+                token = await _launch(http, gateway_url, signers[operator], player_id, provider, game_id)
+                tally.launches += 1
                 roster.append((operator, player_id))
-                players_.append((sims[provider], SimPlayer(operator, player_id, CURRENCY, session.token)))
+                players_.append((sims[provider], SimPlayer(operator, player_id, CURRENCY, token)))
             gate = asyncio.Semaphore(16)
 
             async def one(i: int) -> None:
@@ -210,6 +248,8 @@ async def run_demo(
             await asyncio.gather(*(one(i) for i in range(rounds)))
             waiting = await _drain_outbox(app)
             checks = await _checks(app, pam_app, roster)
+            for operator, player_id in roster:
+                await _settlements(http, gateway_url, signers[operator], player_id, tally)
     return tally, checks, waiting
 
 
@@ -224,6 +264,9 @@ def print_report(tally: Tally, checks: list[PlayerCheck], waiting: int) -> bool:
     print(f"replayed retries   {tally.replays}")  # noqa: T201
     print(f"refusals           {tally.refused or 'none'}")  # noqa: T201
     print(f"outbox waiting     {waiting}")  # noqa: T201
+    print(f"launches           {tally.launches} sessions through POST /v1/sessions")  # noqa: T201
+    settled = ", ".join(f"{k} {v}" for k, v in sorted(tally.settlements.items()))
+    print(f"rounds by status   {settled}  (GET /v1/rounds)")  # noqa: T201
     print("\noperator      player           opening    operator    ledger-explained  agree")  # noqa: T201
     for c in checks:
         explained = format_major(c.opening_minor + c.ledger_minor, eur)

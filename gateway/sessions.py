@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from dataclasses import asdict, dataclass
@@ -102,6 +103,25 @@ class SessionStore:
             pipe.expire(index, index_ttl_s)
             await pipe.execute()
         return session
+
+    async def successor(self, session: Session) -> Session:
+        """Open a session that continues another (a provider's session refresh): same facts, same end."""
+        # Keeping the end keeps a responsible-gaming session limit: a refresh never extends play.
+        remaining_s = max(1, math.ceil(session.expires_at - time.time()))
+        return await self.create(
+            session.operator,
+            session.player_id,
+            session.currency,
+            session.provider,
+            session.game_id,
+            remaining_s,
+            mode=session.mode,
+            country=session.country,
+            language=session.language,
+            device=session.device,
+            jurisdiction=session.jurisdiction,
+            reality_check_s=session.reality_check_s,
+        )
 
     async def get(self, token: str) -> Session | None:
         """Return the live session a token names, or None if forged, expired or ended."""

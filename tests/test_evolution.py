@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -293,6 +293,20 @@ async def test_sid_opens_a_new_session_for_the_same_player(evo: Evo) -> None:
     for sid in (player.token, fresh):
         _, body, _ = await evo.post("balance", common(player, sid=sid, currency="EUR", game=None))
         assert body["status"] == "OK"
+
+
+async def test_a_new_sid_ends_when_the_session_it_continues_ends(evo: Evo) -> None:
+    """A sid refresh keeps the session's end and mode, so it never stretches a session time limit."""
+    player = await evo.player()
+    store = evo.app[keys.SESSIONS]
+    first = await store.create(OPERATOR, "p1", "EUR", "evolution", "g", 600, mode="real", reality_check_s=900)
+    answer = await evo.sim.new_sid(replace(player, token=first.token))
+    assert answer.ok
+    fresh = await store.get(answer.raw["sid"])
+    assert fresh is not None
+    assert fresh.session_id != first.session_id
+    assert abs(fresh.expires_at - first.expires_at) <= 1
+    assert (fresh.mode, fresh.reality_check_s, fresh.game_id) == ("real", 900, "g")
 
 
 async def test_check_and_balance_need_a_live_sid(evo: Evo) -> None:

@@ -358,3 +358,26 @@ async def test_owed_money_refused_for_good_goes_dead_and_stays_owed(harness: Har
     row = await gw.pool.fetchrow("SELECT state, last_error FROM croupier.outbox ORDER BY id DESC LIMIT 1")
     assert (row["state"], row["last_error"]) == ("dead", "PLAYER_NOT_FOUND")
     assert metric(await gw.metrics_text(), "croupier_outbox_dead") == 1.0
+
+
+async def test_a_pending_credit_the_operator_refuses_is_its_answer_not_a_dead_letter(harness: Harness):
+    """A credit whose node died before answering anyone, then refused for good, is settled as refused."""
+    gw, proxy = await proxied_gateway(harness)
+    token = await gw.session()
+    assert (await gw.debit("d1", "1.00", token=token)).ok
+    proxy.set_mode(Mode.CUT)
+    assert (await gw.credit("c1", "3.00")).body["queued"] is True
+    # As if the node had died between taking the credit and answering: the provider has no answer.
+    await gw.pool.execute(
+        "UPDATE croupier.operations SET state = 'pending' WHERE kind = 'credit' AND external_id = 'c1'"
+    )
+    assert gw.pam is not None
+    await gw.pam.pool.execute("UPDATE pam.players SET player_id = 'gone' WHERE player_id = 'p1'")
+    proxy.set_mode(Mode.PASS)
+    await gw.run_outbox()
+    assert await credit_state(gw, "c1") == "rejected"
+    row = await gw.pool.fetchrow("SELECT state, last_error FROM croupier.outbox ORDER BY id DESC LIMIT 1")
+    assert (row["state"], row["last_error"]) == ("delivered", "PLAYER_NOT_FOUND")
+    assert metric(await gw.metrics_text(), "croupier_outbox_dead") == 0.0
+    retry = await gw.credit("c1", "3.00")
+    assert (retry.ok, retry.code) == (False, "PLAYER_NOT_FOUND")

@@ -237,15 +237,17 @@ class Forwarder:
                 self.metrics.outbox_delivered.labels(item["operator"], action, "retry").inc()
                 return False
             pending = row["state"] in (State.PENDING.value, State.QUEUED.value)
+            # A pending operation's provider has no answer yet: a refusal is simply its answer.
+            answered_by_refusal = row["state"] == State.PENDING.value and action != "cancel_debit"
             if action == "cancel_debit":
                 if pending:
                     await ledger.finish(conn, row["id"], State.REJECTED, Reason.OPERATOR_UNKNOWN)
-            elif pending and (reply.ok or row["state"] == State.PENDING.value):
+            elif pending and (reply.ok or answered_by_refusal):
                 await self.settle(conn, row["id"], transfer, reply)
             # A queued operation the provider was told succeeded stays queued when the operator
             # refuses it: the row goes dead, the dead-letter gauge alerts, a person reconciles.
-            done = "delivered" if reply.ok else "dead"
-            if not reply.ok:
+            done = "delivered" if reply.ok or answered_by_refusal else "dead"
+            if done == "dead":
                 log.error(
                     "operator %s refused %s %s: %s",
                     item["operator"],

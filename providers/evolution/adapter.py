@@ -187,9 +187,7 @@ class EvolutionAdapter(Adapter):
         session = await self._live_session(common, ctx, None)
         sid = common.sid
         if operation == "sid":
-            fresh = await ctx.sessions.create(
-                session.operator, session.player_id, session.currency, self.name, session.game_id
-            )
+            fresh = await ctx.sessions.successor(session)
             sid = fresh.token
         # A balance read proves the operator knows the player, as a check should.
         return self._operation(

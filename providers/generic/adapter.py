@@ -79,6 +79,15 @@ class GenericAdapter(Adapter):
 
         return GenericSimulator
 
+    @classmethod
+    def sample_config(cls) -> ProviderConfig:
+        """Return a configuration for tests, the demo and the conformance kit, with one game."""
+        return ProviderConfig(
+            cls.name,
+            {"kit-1": b"conformance kit secret"},
+            {"games": [{"id": "generic-slot", "name": "Generic Slot"}]},
+        )
+
     def authenticate(self, request: web.Request, body: bytes) -> None:
         """Check the HMAC signature, key id and timestamp."""
         try:
