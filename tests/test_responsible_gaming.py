@@ -16,7 +16,7 @@ from providers import registry
 from providers.conformance.harness import CURRENCY, OPENING_MINOR, Kit
 from providers.conformance.scenarios import NOT_APPLIED
 from providers.simulator import SimAnswer, SimPlayer, SimulatorOptions
-from wallet import limits
+from wallet import ledger, limits
 from wallet.errors import Reason
 from wallet.operations import Kind, Operation
 from wallet.policy import OperatorPolicy
@@ -178,9 +178,10 @@ async def test_play_money_is_never_held_to_a_block_or_limit(api: ApiEnv) -> None
     )
     op = Operation(Kind.DEBIT, "generic", "op1.demo", "p1", "EUR", "b1", 1_00, "r1")
     real = OperatorPolicy("op1.demo")
-    async with pool.acquire() as conn:
-        held = await limits.for_bet(conn, real, op)
-        free = await limits.for_bet(conn, replace(real, play_money=True), op)
+    async with pool.acquire() as conn, conn.transaction():
+        round_ = await ledger.lock_bet_round(conn, op)
+    held = limits.for_bet(real, op, round_)
+    free = limits.for_bet(replace(real, play_money=True), op, round_)
     assert held.block is not None
     assert held.loss_limit_minor == 0
     assert (free.block, free.loss_limit_minor, free.max_bet_minor) == (None, None, None)

@@ -176,11 +176,12 @@ class Wallet:
         """Check the rules for a new operation and return the transfer it needs, if any."""
         policy = self.runtime(op.operator).policy
         if op.kind is Kind.DEBIT:
-            round_ = await ledger.lock_round(conn, op, op.round_id, create=True)
             # Responsible gaming is decided here, in the transaction that claims the key, so a
-            # refusal is exact and stored like any other; wins and refunds never look at it.
-            player = await limits.for_bet(conn, policy, op)
-            rules.check_debit(op, policy, round_, player)
+            # refusal is exact and stored like any other; wins and refunds never look at it. The
+            # player's limits come back with the round: one statement for both.
+            bet_round = await ledger.lock_bet_round(conn, op)
+            player = limits.for_bet(policy, op, bet_round)
+            rules.check_debit(op, policy, bet_round, player)
             await limits.check_loss(conn, op, op_id, player)
             return self._transfer(op, TransferType.DEBIT, op.amount_minor or 0)
         if op.kind is Kind.CREDIT:

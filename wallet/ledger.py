@@ -172,6 +172,46 @@ async def lock_round(
     )
 
 
+# A player's own responsible-gaming row, as the bet's round statement returns it beside the round
+# (prefixed, so no name meets a round's): one statement serves the round lock and the limits.
+PLAYER_LIMIT_COLUMNS = (
+    "currency",
+    "max_bet_minor",
+    "loss_limit_minor",
+    "loss_period",
+    "session_limit_s",
+    "reality_check_s",
+    "block_state",
+    "block_reason",
+    "blocked_since",
+    "blocked_until",
+)
+LIMITS_PREFIX = "pl_"
+BLOCKED_NOW = "(block_state IS NOT NULL AND (blocked_until IS NULL OR blocked_until > now()))"
+
+
+async def lock_bet_round(conn: Connection, op: Operation) -> asyncpg.Record:
+    """Create or lock a bet's round and return it with the player's own limits row (pl_* columns)."""
+    limits = ", ".join(f"l.{c} AS {LIMITS_PREFIX}{c}" for c in PLAYER_LIMIT_COLUMNS)
+    blocked_now = BLOCKED_NOW.replace("block", "l.block")
+    row = await conn.fetchrow(
+        "WITH r AS (INSERT INTO croupier.rounds (provider, operator, player_id, round_id, game_id, currency)"
+        " VALUES ($1, $2, $3, $4, $5, $6)"
+        " ON CONFLICT (provider, operator, player_id, round_id) DO UPDATE SET state = rounds.state"
+        f" RETURNING *) SELECT r.*, {limits}, l.operator IS NOT NULL AS {LIMITS_PREFIX}found,"
+        f" {blocked_now} AS {LIMITS_PREFIX}blocked_now"
+        " FROM r LEFT JOIN croupier.player_limits l ON l.operator = r.operator AND l.player_id = r.player_id",
+        op.provider,
+        op.operator,
+        op.player_id,
+        op.round_id,
+        op.game_id,
+        op.currency,
+    )
+    assert row is not None
+    return row
+
+
 _ROUND_CHANGES = {
     "bet": "bets_count = bets_count + 1, live_bets = live_bets + 1, bets_minor = bets_minor + {amount}",
     "win": "wins_count = wins_count + 1, wins_minor = wins_minor + {amount}",

@@ -13,11 +13,14 @@ policy has `play_money`) is never refused for them, and the rows are keyed by th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
+from wallet import ledger
 from wallet.db import Connection
 from wallet.errors import Reason, RejectedError
 from wallet.operations import Operation
@@ -29,9 +32,7 @@ BLOCK_STATES = ("blocked", "self_excluded")
 _LOSS_LOCK_CLASS = 0x5247
 
 _SELECT = (
-    "SELECT currency, max_bet_minor, loss_limit_minor, loss_period, session_limit_s, reality_check_s,"
-    " block_state, block_reason, blocked_since, blocked_until,"
-    " (block_state IS NOT NULL AND (blocked_until IS NULL OR blocked_until > now())) AS blocked_now"
+    f"SELECT {', '.join(ledger.PLAYER_LIMIT_COLUMNS)}, {ledger.BLOCKED_NOW} AS blocked_now"
     " FROM croupier.player_limits WHERE operator = $1 AND player_id = $2"
 )
 
@@ -84,7 +85,7 @@ def in_force(
     policy: OperatorPolicy,
     operator: str,
     player_id: str,
-    row: asyncpg.Record | None,
+    row: asyncpg.Record | Mapping[str, Any] | None,
     currency: str | None = None,
 ) -> PlayerLimits:
     """Merge a player's own row with the operator's defaults, for bets in `currency`."""
@@ -129,11 +130,14 @@ async def for_player(
     return in_force(policy, policy.name, player_id, row, currency)
 
 
-async def for_bet(conn: Connection, policy: OperatorPolicy, op: Operation) -> PlayerLimits:
-    """Return the limits in force for a new bet: one primary-key read of the player's row."""
+def for_bet(policy: OperatorPolicy, op: Operation, round_: asyncpg.Record) -> PlayerLimits:
+    """Return the limits in force for a new bet, from the row `ledger.lock_bet_round` returned."""
     if policy.play_money:
         return PlayerLimits(op.operator, op.player_id)
-    row = await own(conn, op.operator, op.player_id)
+    prefix = ledger.LIMITS_PREFIX
+    row = None
+    if round_[f"{prefix}found"]:
+        row = {name: round_[prefix + name] for name in (*ledger.PLAYER_LIMIT_COLUMNS, "blocked_now")}
     return in_force(policy, op.operator, op.player_id, row, op.currency)
 
 

@@ -19,7 +19,7 @@ from gateway.sessions import DEMO_SUFFIX, Session
 from providers.base import LaunchRequest
 from providers.identity import user_id
 from wallet import limits
-from wallet.db import Connection
+from wallet.backends.ledger import open_play_money
 
 MODES = ("real", "demo")
 MAX_URL = 2048
@@ -125,18 +125,6 @@ def _check_available(entry: OperatorGame, body: dict[str, Any]) -> None:
         raise ApiError(409, Code.GAME_UNAVAILABLE, reason)
 
 
-async def _open_demo_account(conn: Connection, demo_operator: str, body: dict[str, Any], minor: int) -> None:
-    """Give a demo player play money the first time; later launches keep what it has."""
-    await conn.execute(
-        "INSERT INTO croupier.accounts (operator, player_id, currency, balance_minor)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (operator, player_id, currency) DO NOTHING",
-        demo_operator,
-        body["player_id"],
-        body["currency"],
-        minor,
-    )
-
-
 @routes.post("/sessions")
 async def create_session(request: web.Request) -> web.Response:
     """Launch a game for a player: a session, its token and the provider's launch URL."""
@@ -204,7 +192,9 @@ async def create_session(request: web.Request) -> web.Response:
         raise
     if demo:
         async with request.config_dict[keys.PG_POOL].acquire() as conn:
-            await _open_demo_account(conn, wallet_operator, body, op_settings.demo_balance_minor)
+            await open_play_money(
+                conn, wallet_operator, body["player_id"], body["currency"], op_settings.demo_balance_minor
+            )
     # Past the limit the oldest sessions end, so their tokens stop working at once.
     excess = len(earlier) + 1 - op_settings.max_sessions_per_game
     ended = [s.session_id for s in earlier[: max(0, excess)]]

@@ -99,3 +99,17 @@ async def open_account(
         balance_minor,
         blocked,
     )
+
+
+async def open_play_money(
+    conn: Connection, operator: str, player_id: str, currency: str, balance_minor: int
+) -> None:
+    """Give a demo player play money the first time; later launches keep what it has."""
+    await conn.execute(
+        "INSERT INTO croupier.accounts (operator, player_id, currency, balance_minor)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (operator, player_id, currency) DO NOTHING",
+        operator,
+        player_id,
+        currency,
+        balance_minor,
+    )
