@@ -10,6 +10,7 @@ from helpers import *  # noqa: F403 -- the harness fixtures: harness, backend, g
 from helpers import OPENING_MINOR, Gateway, Harness, definite
 
 from providers.generic.simulator import Answer
+from wallet.ledger import SCHEMA
 from wallet.migrate import load_migrations, migrate
 
 COPIES = 50
@@ -126,3 +127,17 @@ async def test_migrations_run_twice_at_once_apply_once(fresh_db: str):
     finally:
         for conn in conns:
             await conn.close()
+
+
+async def test_the_idempotency_key_is_the_only_unique_guard_on_operations(fresh_db: str):
+    """ON CONFLICT handles only the key's index: any other UNIQUE index would let racing copies fail."""
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        await migrate(conn, "wallet", SCHEMA)
+        unique = await conn.fetch(
+            "SELECT pg_get_indexdef(indexrelid) AS def FROM pg_index"
+            " WHERE indrelid = 'croupier.operations'::regclass AND indisunique AND NOT indisprimary"
+        )
+    finally:
+        await conn.close()
+    assert [r["def"].split(" USING btree ")[1] for r in unique] == ["(provider, scope, kind, external_id)"]
