@@ -9,10 +9,13 @@ from dataclasses import asdict, dataclass
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.lock import Lock
 
 from gateway.tokens import SessionTokens
 
 DEFAULT_TTL_S = 4 * 3600
+# A launch holds its lock this long at most (it only reads and writes Redis and builds a URL).
+LAUNCH_LOCK_S = 5
 DEMO_SUFFIX = ".demo"
 
 
@@ -122,6 +125,11 @@ class SessionStore:
             jurisdiction=session.jurisdiction,
             reality_check_s=session.reality_check_s,
         )
+
+    def launch_lock(self, operator: str, player_id: str, provider: str, game_id: str) -> Lock:
+        """Return a lock that serialises one player's launches of one game across every node."""
+        key = f"{self._player_key(operator, player_id)}:launch:{provider}:{game_id}"
+        return self.redis.lock(key, timeout=LAUNCH_LOCK_S, blocking_timeout=LAUNCH_LOCK_S)
 
     async def get(self, token: str) -> Session | None:
         """Return the live session a token names, or None if forged, expired or ended."""

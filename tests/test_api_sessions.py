@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -152,6 +153,17 @@ async def test_a_second_launch_of_a_game_ends_the_first(api: ApiEnv) -> None:
     assert (await bet(api, second["token"])).ok
     assert await sessions.get(other_game["token"]) is not None
     assert await balance(api, "op1") == OPENING - 100
+
+
+async def test_launches_at_the_same_moment_still_leave_one_session(api: ApiEnv) -> None:
+    """Launches of one game racing each other are serialised: exactly one session survives."""
+    op1 = api.as_("op1")
+    replies = await asyncio.gather(*(op1.post("/v1/sessions", launch()) for _ in range(6)))
+    assert {r.status for r in replies} == {201}
+    live = (await op1.get("/v1/sessions", params={"player_id": "p1"})).body["sessions"]
+    assert len(live) == 1
+    ended = [sid for r in replies for sid in r.body["ended_sessions"]]
+    assert sorted([*ended, live[0]["session_id"]]) == sorted(r.body["session_id"] for r in replies)
 
 
 async def test_sessions_are_listed_oldest_first_and_read_without_their_token(api: ApiEnv) -> None:

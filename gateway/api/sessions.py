@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from redis.exceptions import LockError
 
 from gateway import keys
 from gateway.api import fields
@@ -147,59 +148,71 @@ async def create_session(request: web.Request) -> web.Response:
     # Demo play pays from the operator's play-money ledger, never its wallet.
     wallet_operator = operator + DEMO_SUFFIX if demo else operator
     store = request.config_dict[keys.SESSIONS]
-    earlier = [
-        s
-        for s in await store.of_player(operator, body["player_id"])
-        if (s.provider, s.game_id) == (body["provider"], body["game_id"])
-    ]
-    session = await store.create(
-        wallet_operator,
-        body["player_id"],
-        body["currency"],
-        body["provider"],
-        body["game_id"],
-        ttl_s,
-        mode=body["mode"],
-        country=body["country"],
-        language=body["language"],
-        device=body["device"],
-        jurisdiction=body["jurisdiction"],
-        reality_check_s=found.reality_check_s,
-    )
-    launch = LaunchRequest(
-        token=session.token,
-        user_id=user_id(wallet_operator, body["player_id"]),
-        game_id=body["game_id"],
-        currency=body["currency"],
-        language=body["language"],
-        country=body["country"],
-        jurisdiction=body["jurisdiction"],
-        device=body["device"],
-        real=not demo,
-        lobby_url=body["lobby_url"],
-        cashier_url=body["cashier_url"],
-        rtp_variant=entry.rtp_variant,
-        reality_check_s=found.reality_check_s,
-    )
+    # One launch at a time per player and game, on every node: without it two launches at the same
+    # instant could each count the other out and both survive.
     try:
-        launch_url = request.config_dict[keys.ADAPTERS][body["provider"]].launch_url(launch)
-    except Exception as exc:
-        # A launch that fails leaves no session behind.
-        await store.end_id(session.session_id)
-        if isinstance(exc, ValueError):
-            # The adapter cannot launch this game (no player page, a missing account option).
-            raise ApiError(409, Code.GAME_UNAVAILABLE, str(exc)) from None
-        raise
-    if demo:
-        async with request.config_dict[keys.PG_POOL].acquire() as conn:
-            await open_play_money(
-                conn, wallet_operator, body["player_id"], body["currency"], op_settings.demo_balance_minor
+        async with store.launch_lock(operator, body["player_id"], body["provider"], body["game_id"]):
+            earlier = [
+                s
+                for s in await store.of_player(operator, body["player_id"])
+                if (s.provider, s.game_id) == (body["provider"], body["game_id"])
+            ]
+            session = await store.create(
+                wallet_operator,
+                body["player_id"],
+                body["currency"],
+                body["provider"],
+                body["game_id"],
+                ttl_s,
+                mode=body["mode"],
+                country=body["country"],
+                language=body["language"],
+                device=body["device"],
+                jurisdiction=body["jurisdiction"],
+                reality_check_s=found.reality_check_s,
             )
-    # Past the limit the oldest sessions end, so their tokens stop working at once.
-    excess = len(earlier) + 1 - op_settings.max_sessions_per_game
-    ended = [s.session_id for s in earlier[: max(0, excess)]]
-    for session_id in ended:
-        await store.end_id(session_id)
+            launch = LaunchRequest(
+                token=session.token,
+                user_id=user_id(wallet_operator, body["player_id"]),
+                game_id=body["game_id"],
+                currency=body["currency"],
+                language=body["language"],
+                country=body["country"],
+                jurisdiction=body["jurisdiction"],
+                device=body["device"],
+                real=not demo,
+                lobby_url=body["lobby_url"],
+                cashier_url=body["cashier_url"],
+                rtp_variant=entry.rtp_variant,
+                reality_check_s=found.reality_check_s,
+            )
+            try:
+                launch_url = request.config_dict[keys.ADAPTERS][body["provider"]].launch_url(launch)
+            except Exception as exc:
+                # A launch that fails leaves no session behind.
+                await store.end_id(session.session_id)
+                if isinstance(exc, ValueError):
+                    # The adapter cannot launch this game (no player page, a missing account option).
+                    raise ApiError(409, Code.GAME_UNAVAILABLE, str(exc)) from None
+                raise
+            if demo:
+                async with request.config_dict[keys.PG_POOL].acquire() as conn:
+                    await open_play_money(
+                        conn,
+                        wallet_operator,
+                        body["player_id"],
+                        body["currency"],
+                        op_settings.demo_balance_minor,
+                    )
+            # Past the limit the oldest sessions end, so their tokens stop working at once.
+            excess = len(earlier) + 1 - op_settings.max_sessions_per_game
+            ended = [s.session_id for s in earlier[: max(0, excess)]]
+            for session_id in ended:
+                await store.end_id(session_id)
+    except LockError:
+        raise ApiError(
+            503, Code.UNAVAILABLE, "another launch of this game for the player is under way"
+        ) from None
     answer = session_json(session) | {
         "token": session.token,
         "launch_url": launch_url,
