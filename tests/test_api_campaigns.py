@@ -176,6 +176,13 @@ async def test_an_unknown_provider_is_404(api: ApiEnv) -> None:
     assert (await api.as_("op1").get("/v1/campaigns")).body == {"campaigns": []}
 
 
+async def test_a_provider_without_free_rounds_gets_no_campaign(api: ApiEnv) -> None:
+    """The in-house games pay no free rounds yet: a campaign for them is refused, not left idle."""
+    reply = await api.as_("op1").post("/v1/campaigns", request(provider="house", game_ids=["house:slot"]))
+    assert (reply.status, reply.body["code"]) == (409, "game_unavailable")
+    assert (await api.as_("op1").get("/v1/campaigns")).body == {"campaigns": []}
+
+
 async def test_cancel_once_then_conflict(api: ApiEnv) -> None:
     """Cancelling an active campaign records when; cancelling it again is 409 conflict."""
     campaign_id = (await create(api))["campaign_id"]

@@ -18,6 +18,8 @@ class Capabilities:
     rollback_of_credit: bool = False
     # The provider reuses transaction ids across players, so ids are scoped by player.
     ids_scoped_by_player: bool = False
+    # The protocol pays free rounds naming a campaign, so the Operator API may award them.
+    free_rounds: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,9 @@ def _new_campaign(request: web.Request, data: Mapping[str, Any]) -> NewCampaign:
     adapter = request.config_dict[keys.ADAPTERS].get(provider)
     if adapter is None:
         raise ApiError(404, Code.NOT_FOUND, f"no provider {provider!r}")
+    if not adapter.capabilities.free_rounds:
+        # A campaign nobody could ever play would sit 'active' with no progress: refuse it now.
+        raise ApiError(409, Code.GAME_UNAVAILABLE, f"provider {provider!r} has no free rounds")
     catalogue = {game.game_id for game in adapter.catalogue()}
     unknown = [game_id for game_id in game_ids if game_id not in catalogue]
     if unknown:

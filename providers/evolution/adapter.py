@@ -62,7 +62,7 @@ class EvolutionAdapter(Adapter):
 
     name = "evolution"
     # Players at one live table share transaction ids; a bet is settled once, by credit or cancel.
-    capabilities = Capabilities(ids_scoped_by_player=True)
+    capabilities = Capabilities(ids_scoped_by_player=True, free_rounds=True)
     routes: ClassVar = [Route("POST", f"/{path}", path) for path in _PATHS]
     error_codes = errors.ERROR_CODES
 

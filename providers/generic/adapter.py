@@ -44,7 +44,7 @@ class GenericAdapter(Adapter):
     """The generic protocol: one JSON POST per canonical operation, amounts as decimals."""
 
     name = "generic"
-    capabilities = Capabilities()
+    capabilities = Capabilities(free_rounds=True)
     routes: ClassVar = [Route("POST", f"/{path}", path) for path in _KINDS]
     error_codes = errors.ERROR_CODES
 

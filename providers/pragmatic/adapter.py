@@ -41,6 +41,7 @@ class PragmaticAdapter(Adapter):
         rollback_after_win=False,
         rollback_of_credit=False,
         ids_scoped_by_player=False,
+        free_rounds=True,
     )
     routes: ClassVar = [
         Route("POST", "/authenticate.html", "authenticate"),

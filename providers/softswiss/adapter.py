@@ -50,6 +50,7 @@ class SoftswissAdapter(Adapter):
         rollback_after_win=False,
         rollback_of_credit=False,
         ids_scoped_by_player=False,
+        free_rounds=True,
     )
     routes: ClassVar = [
         Route("POST", "/play", "play"),
