@@ -16,21 +16,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import cProfile
 import dataclasses
 import logging
-import multiprocessing as mp
 import os
 import secrets
-import signal
 import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,8 +34,8 @@ import aiohttp
 import asyncpg
 import orjson
 import redis.asyncio as aioredis
-from aiohttp import web
 from measure import CpuMeter, Phase, Step, drive, find_pid, postgres_cpu_s, process_cpu_s, stat_fields
+from servers import Children
 from wallet_report import Run, results_block, write_doc
 
 from gateway.runtime import backing_services, ensure_database
@@ -64,118 +59,8 @@ BET, WIN = "1.00", "0.50"
 SEAMLESS, LEDGER = "bench-seamless", "bench-ledger"
 PROVIDER_KEY = "gen-bench"
 PAM_KEY = "pam-bench"
-STARTUP_TIMEOUT_S = 90.0
-STOP_TIMEOUT_S = 15.0
 
 log = logging.getLogger("bench")
-
-
-# --- the servers under test, each in its own process ----------------------------------------
-
-
-def _bare_app() -> web.Application:
-    """Return an app with one endpoint that reads a small JSON body and answers a small JSON."""
-
-    async def ping(request: web.Request) -> web.Response:
-        body = orjson.loads(await request.read())
-        answer = {"status": "OK", "balance": "100.00", "transaction_id": body.get("transaction_id")}
-        return web.Response(body=orjson.dumps(answer), content_type="application/json")
-
-    app = web.Application()
-    app.router.add_post("/ping", ping)
-    return app
-
-
-def _build_app(kind: str, config: Any) -> web.Application:  # noqa: ANN401 -- pickled settings
-    """Return the application a child process serves."""
-    if kind == "bare":
-        return _bare_app()
-    if kind == "pam":
-        from wallet.pam.server import create_pam_app  # noqa: PLC0415 -- child-side import
-
-        return create_pam_app(config)
-    from gateway.app import create_app  # noqa: PLC0415 -- child-side import
-
-    return create_app(config)
-
-
-async def _serve_until_stopped(kind: str, config: object, conn: Connection) -> None:
-    """Serve on a free loopback port, report the port, and stop cleanly on SIGTERM or SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(_build_app(kind, config), access_log=None)
-    try:
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr] # noqa: SLF001
-        conn.send(("port", port))
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-
-
-def serve_child(kind: str, config: object, conn: Connection, profile_to: str | None) -> None:
-    """Run one server in a spawned process; optionally profile it with cProfile."""
-    logging.basicConfig(level=logging.WARNING, format=f"[{kind}] %(levelname)s %(name)s: %(message)s")
-    run: Callable[[Awaitable[None]], None] = uvloop.run if uvloop is not None else asyncio.run  # type: ignore[assignment]
-    profiler = cProfile.Profile() if profile_to else None
-    try:
-        if profiler is not None:
-            profiler.enable()
-        run(_serve_until_stopped(kind, config, conn))
-    except Exception as exc:
-        conn.send(("error", repr(exc)))
-        raise
-    finally:
-        if profiler is not None and profile_to:
-            profiler.disable()
-            profiler.dump_stats(profile_to)
-
-
-class Children:
-    """The spawned server processes; stop_all() ends every one, on success, error or Ctrl-C."""
-
-    def __init__(self, profile_dir: Path | None) -> None:
-        self.ctx = mp.get_context("spawn")
-        self.procs: list[BaseProcess] = []
-        self.pids: dict[str, int] = {}
-        self.profile_dir = profile_dir
-
-    async def start(self, kind: str, config: object) -> str:
-        """Start a server process and return its base URL once it listens."""
-        parent, child = self.ctx.Pipe()
-        profile_to = str(self.profile_dir / f"{kind}.prof") if self.profile_dir else None
-        proc = self.ctx.Process(
-            target=serve_child, args=(kind, config, child, profile_to), name=f"bench-{kind}", daemon=True
-        )
-        proc.start()
-        self.procs.append(proc)
-        assert proc.pid is not None
-        self.pids[kind] = proc.pid
-        child.close()
-        ready = await asyncio.to_thread(parent.poll, STARTUP_TIMEOUT_S)
-        if not ready:
-            raise RuntimeError(f"{kind} server did not start in {STARTUP_TIMEOUT_S:.0f} s")
-        what, value = parent.recv()
-        if what != "port":
-            raise RuntimeError(f"{kind} server failed to start: {value}")
-        print(f"   {kind} server: pid {proc.pid}, http://127.0.0.1:{value}", flush=True)
-        return f"http://127.0.0.1:{value}"
-
-    def stop_all(self) -> None:
-        """Stop every child: SIGTERM for a clean shutdown, SIGKILL if it lingers."""
-        for proc in self.procs:
-            if proc.is_alive():
-                proc.terminate()
-        for proc in self.procs:
-            proc.join(STOP_TIMEOUT_S)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-        self.procs.clear()
 
 
 # --- phases -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -24,7 +25,9 @@ def decode(body: bytes) -> dict[str, Any]:
     return data
 
 
-def text(data: dict[str, Any], name: str, *, required: bool = True, max_length: int = MAX_TEXT) -> str | None:
+def text(
+    data: Mapping[str, Any], name: str, *, required: bool = True, max_length: int = MAX_TEXT
+) -> str | None:
     """Return a string field of 1 to `max_length` characters; a number is not a string."""
     value = data.get(name)
     if value is None:
@@ -36,7 +39,7 @@ def text(data: dict[str, Any], name: str, *, required: bool = True, max_length: 
     return value
 
 
-def required_text(data: dict[str, Any], name: str, max_length: int = MAX_TEXT) -> str:
+def required_text(data: Mapping[str, Any], name: str, max_length: int = MAX_TEXT) -> str:
     """Return a string field that must be there."""
     value = text(data, name, max_length=max_length)
     assert value is not None

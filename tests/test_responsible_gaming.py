@@ -101,20 +101,7 @@ async def test_a_bet_over_the_player_limits_gets_the_provider_limit_code(api: Ap
 
 
 def _row(**values: Any) -> dict[str, Any]:
-    row: dict[str, Any] = dict.fromkeys(
-        (
-            "currency",
-            "max_bet_minor",
-            "loss_limit_minor",
-            "loss_period",
-            "session_limit_s",
-            "reality_check_s",
-            "block_state",
-            "block_reason",
-            "blocked_since",
-            "blocked_until",
-        )
-    )
+    row: dict[str, Any] = dict.fromkeys(ledger.PLAYER_LIMIT_COLUMNS)
     row["blocked_now"] = False
     row.update(values)
     return row

@@ -190,23 +190,22 @@ LIMITS_PREFIX = "pl_"
 BLOCKED_NOW = "(block_state IS NOT NULL AND (blocked_until IS NULL OR blocked_until > now()))"
 
 
+_LOCK_BET_ROUND = (
+    "WITH r AS (INSERT INTO croupier.rounds (provider, operator, player_id, round_id, game_id, currency)"
+    " VALUES ($1, $2, $3, $4, $5, $6)"
+    " ON CONFLICT (provider, operator, player_id, round_id) DO UPDATE SET state = rounds.state"
+    " RETURNING *) SELECT r.*, "
+    + ", ".join(f"l.{c} AS {LIMITS_PREFIX}{c}" for c in PLAYER_LIMIT_COLUMNS)
+    + f", l.operator IS NOT NULL AS {LIMITS_PREFIX}found,"
+    + f" {BLOCKED_NOW.replace('block', 'l.block')} AS {LIMITS_PREFIX}blocked_now"
+    " FROM r LEFT JOIN croupier.player_limits l ON l.operator = r.operator AND l.player_id = r.player_id"
+)
+
+
 async def lock_bet_round(conn: Connection, op: Operation) -> asyncpg.Record:
     """Create or lock a bet's round and return it with the player's own limits row (pl_* columns)."""
-    limits = ", ".join(f"l.{c} AS {LIMITS_PREFIX}{c}" for c in PLAYER_LIMIT_COLUMNS)
-    blocked_now = BLOCKED_NOW.replace("block", "l.block")
     row = await conn.fetchrow(
-        "WITH r AS (INSERT INTO croupier.rounds (provider, operator, player_id, round_id, game_id, currency)"
-        " VALUES ($1, $2, $3, $4, $5, $6)"
-        " ON CONFLICT (provider, operator, player_id, round_id) DO UPDATE SET state = rounds.state"
-        f" RETURNING *) SELECT r.*, {limits}, l.operator IS NOT NULL AS {LIMITS_PREFIX}found,"
-        f" {blocked_now} AS {LIMITS_PREFIX}blocked_now"
-        " FROM r LEFT JOIN croupier.player_limits l ON l.operator = r.operator AND l.player_id = r.player_id",
-        op.provider,
-        op.operator,
-        op.player_id,
-        op.round_id,
-        op.game_id,
-        op.currency,
+        _LOCK_BET_ROUND, op.provider, op.operator, op.player_id, op.round_id, op.game_id, op.currency
     )
     assert row is not None
     return row

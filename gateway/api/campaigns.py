@@ -54,7 +54,9 @@ def _new_campaign(request: web.Request, data: Mapping[str, Any]) -> NewCampaign:
     provider = fields.required_text(data, "provider", max_length=64)
     game_ids = _ids(data, "game_ids", MAX_GAMES)
     player_ids = _ids(data, "player_ids", MAX_PLAYERS)
-    currency = fields.required_text(data, "currency", max_length=10)
+    if data.get("currency") is None:
+        raise fields.invalid("currency is required")
+    currency = fields.currency(request, data["currency"])
     rounds = fields.integer(data, "rounds", minimum=1, maximum=MAX_ROUNDS)
     bet_minor = fields.integer(data, "bet_minor", minimum=1)
     if "expires_at" not in data:
@@ -64,8 +66,6 @@ def _new_campaign(request: web.Request, data: Mapping[str, Any]) -> NewCampaign:
     assert bet_minor is not None
     if expires_at <= datetime.now(UTC):
         raise fields.invalid("expires_at must be in the future")
-    if currency not in request.config_dict[keys.PROVIDER_CONTEXT].currencies:
-        raise fields.invalid(f"currency {currency} is not one the gateway knows")
     adapter = request.config_dict[keys.ADAPTERS].get(provider)
     if adapter is None:
         raise ApiError(404, Code.NOT_FOUND, f"no provider {provider!r}")

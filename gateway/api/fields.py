@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import re
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from gateway import keys
 from gateway.api.problems import ApiError, Code
+from providers import wire
+from wallet.errors import InvalidRequestError
 
 MAX_ID = 128
 MAX_MINOR = 2**63 - 1
+_CURRENCY = re.compile(r"[A-Z][A-Z0-9]{2,9}")
+
+
+@contextmanager
+def _as_invalid() -> Iterator[None]:
+    """Answer the providers' shared wire readers' refusals as the API's 400."""
+    try:
+        yield
+    except InvalidRequestError as exc:
+        raise invalid(str(exc)) from None
 
 
 def invalid(detail: str) -> ApiError:
@@ -24,13 +38,9 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     """Return the request's JSON object body, or raise 415/400."""
     if request.content_type != "application/json":
         raise ApiError(415, Code.UNSUPPORTED_MEDIA_TYPE, "send the body as application/json")
-    try:
-        data = orjson.loads(await request.read())
-    except orjson.JSONDecodeError as exc:
-        raise invalid(f"malformed JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise invalid("the body must be a JSON object")
-    return data
+    body = await request.read()
+    with _as_invalid():
+        return wire.decode(body)
 
 
 def only(data: Mapping[str, Any], allowed: Collection[str]) -> None:
@@ -44,20 +54,22 @@ def text(
     data: Mapping[str, Any], name: str, *, required: bool = True, max_length: int = MAX_ID
 ) -> str | None:
     """Return a string field of 1 to `max_length` characters."""
-    value = data.get(name)
-    if value is None:
-        if required:
-            raise invalid(f"{name} is required")
-        return None
-    if not isinstance(value, str) or not value or len(value) > max_length:
-        raise invalid(f"{name} must be a string of 1 to {max_length} characters")
-    return value
+    with _as_invalid():
+        return wire.text(data, name, required=required, max_length=max_length)
 
 
 def required_text(data: Mapping[str, Any], name: str, max_length: int = MAX_ID) -> str:
     """Return a string field that must be there."""
-    value = text(data, name, max_length=max_length)
-    assert value is not None
+    with _as_invalid():
+        return wire.required_text(data, name, max_length)
+
+
+def currency(request: web.Request, value: object, name: str = "currency") -> str:
+    """Return a currency code the gateway knows (ISO 4217 or configured crypto), or raise 400."""
+    if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
+        raise invalid(f"{name} must be a currency code such as EUR")
+    if value not in request.config_dict[keys.PROVIDER_CONTEXT].currencies:
+        raise invalid(f"{name} {value} is not one the gateway knows")
     return value
 
 

@@ -7,7 +7,6 @@ transaction, so a refusal is exact and replays; wins and refunds are always paid
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +20,6 @@ from gateway.api.auth import operator_of
 from gateway.api.problems import ApiError, Code
 from wallet import limits
 from wallet.db import Connection
-from wallet.money import UnknownCurrencyError
 
 AMOUNT_FIELDS = ("max_bet_minor", "loss_limit_minor")
 SECONDS_FIELDS = ("session_limit_s", "reality_check_s")
@@ -29,7 +27,6 @@ LIMIT_FIELDS = ("currency", *AMOUNT_FIELDS, "loss_period", *SECONDS_FIELDS)
 BLOCK_FIELDS = ("state", "reason", "until")
 MIN_SECONDS, MAX_SECONDS = 60, 86_400
 MAX_REASON = 256
-_CURRENCY = re.compile(r"[A-Z][A-Z0-9]{2,9}")
 
 routes = web.RouteTableDef()
 
@@ -39,17 +36,6 @@ def _player_id(request: web.Request) -> str:
     if not 1 <= len(player_id) <= fields.MAX_ID:
         raise fields.invalid(f"player_id must be 1 to {fields.MAX_ID} characters")
     return player_id
-
-
-def _currency(request: web.Request, value: object, name: str) -> str:
-    """Return a currency code the gateway knows, or raise 400."""
-    if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
-        raise fields.invalid(f"{name} must be a currency code")
-    try:
-        request.config_dict[keys.WALLET].currencies.get(value)
-    except UnknownCurrencyError:
-        raise fields.invalid(f"{name} {value} is not a configured currency") from None
-    return value
 
 
 def _block_json(block: limits.Block | None) -> dict[str, Any] | None:
@@ -95,7 +81,7 @@ async def get_limits(request: web.Request) -> web.Response:
     player_id = _player_id(request)
     fields.only(request.query, ("currency",))
     asked = request.query.get("currency")
-    currency = None if asked is None else _currency(request, asked, "currency")
+    currency = None if asked is None else fields.currency(request, asked)
     async with request.config_dict[keys.PG_POOL].acquire() as conn:
         return await _answer(request, conn, player_id, currency)
 
@@ -105,7 +91,7 @@ def _limit_changes(request: web.Request, data: dict[str, Any]) -> dict[str, Any]
     changes: dict[str, Any] = {}
     if "currency" in data:
         value = data["currency"]
-        changes["currency"] = None if value is None else _currency(request, value, "currency")
+        changes["currency"] = None if value is None else fields.currency(request, value)
     for name in AMOUNT_FIELDS:
         if name in data:
             changes[name] = fields.integer(data, name, required=False)

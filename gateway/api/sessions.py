@@ -24,7 +24,6 @@ from wallet.backends.ledger import open_play_money
 
 MODES = ("real", "demo")
 MAX_URL = 2048
-_CURRENCY = re.compile(r"[A-Z][A-Z0-9]{2,9}")
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _LANGUAGE = re.compile(r"[a-z]{2}(-[A-Z]{2})?")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -87,11 +86,9 @@ def _url(data: dict[str, Any], name: str) -> str | None:
 def _launch_body(data: dict[str, Any], request: web.Request) -> dict[str, Any]:
     """Read and check a SessionRequest; every field is named when it is wrong."""
     fields.only(data, _REQUEST_FIELDS)
-    currency = _matching(data, "currency", _CURRENCY, "a currency code such as EUR")
-    if currency is None:
+    if data.get("currency") is None:
         raise fields.invalid("currency is required")
-    if currency not in request.config_dict[keys.PROVIDER_CONTEXT].currencies:
-        raise fields.invalid(f"unknown currency {currency}")
+    currency = fields.currency(request, data["currency"])
     provider = _matching(data, "provider", _NAME, "a provider name")
     if provider is None:
         raise fields.invalid("provider is required")
