@@ -33,6 +33,8 @@ from wallet.signing import Signer
 
 # Operator-API bodies may be larger than callbacks; callbacks enforce their own 64 KiB limit.
 APP_BODY_LIMIT = 1024 * 1024
+# How long shutdown waits for the outbox pass under way (each operator call is bounded by its timeout).
+STOP_OUTBOX_S = 30.0
 
 
 async def _postgres(app: web.Application) -> AsyncIterator[None]:
@@ -99,9 +101,15 @@ async def _wallet(app: web.Application) -> AsyncIterator[None]:
     app[keys.OUTBOX] = worker
     task = asyncio.create_task(worker.run(), name="outbox")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    # A pass is let finish rather than cancelled: cancelling asyncpg mid-statement can leave the
+    # connection unusable, and a delivery cut short is only repeated by the next node anyway.
+    worker.stop()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), STOP_OUTBOX_S)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def provider_schema(name: str) -> str:

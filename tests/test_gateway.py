@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 from aiohttp import web
 
+from gateway import keys
 from gateway.app import create_app, load_adapters
 from gateway.settings import OperatorSettings, Settings, SettingsError, from_mapping, load
 from providers import registry
@@ -157,3 +159,20 @@ def test_recovery_must_outlast_the_request_deadline() -> None:
     }
     with pytest.raises(SettingsError, match="recovery_after_s must be at least"):
         from_mapping(raw, {})
+
+
+async def test_the_outbox_worker_ends_its_pass_instead_of_being_cancelled(fresh_db, fresh_redis) -> None:
+    """Stopping the worker lets the pass under way finish and ends `run` on its own, not by cancel."""
+    app = create_app(_settings(fresh_db, fresh_redis))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        worker = app[keys.OUTBOX]
+        task = asyncio.create_task(worker.run())
+        await asyncio.sleep(0)  # the pass is under way
+        worker.stop()
+        await asyncio.wait_for(task, 10)
+        assert task.done()
+        assert not task.cancelled()
+    finally:
+        await runner.cleanup()

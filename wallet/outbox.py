@@ -25,6 +25,7 @@ class OutboxWorker:
         self.batch = batch
         self.lease_s = lease_s
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def wake(self) -> None:
         """Run the next pass now instead of at the next interval."""
@@ -51,13 +52,20 @@ class OutboxWorker:
         metrics.outbox_oldest_age.set(age_s)
         return finished
 
+    def stop(self) -> None:
+        """Finish the pass under way, then end `run`."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        """Deliver forever; database errors are logged and retried at the next pass."""
-        while True:
+        """Deliver until stopped; database errors are logged and retried at the next pass."""
+        while not self._stopping:
             try:
                 await self.run_once()
             except (asyncpg.PostgresError, OSError) as exc:
                 log.warning("outbox pass failed: %s", exc)
+            if self._stopping:
+                break
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval_s)
