@@ -7,6 +7,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -76,3 +77,14 @@ async def fresh_redis(redis_url: str) -> str:
     finally:
         await client.aclose()
     return redis_url
+
+
+@pytest.fixture
+async def aiohttp_client(fresh_db: str, fresh_redis: str, aiohttp_client: Any) -> Any:
+    """Return pytest-aiohttp's client factory, set up after the test's database and Redis.
+
+    Fixtures are torn down in reverse: the apps it started (and their outbox workers) stop before
+    the database is dropped, whatever order a test names its fixtures in.
+    """
+    del fresh_db, fresh_redis
+    return aiohttp_client

@@ -62,7 +62,7 @@ class OutboxWorker:
         while not self._stopping:
             try:
                 await self.run_once()
-            except (asyncpg.PostgresError, OSError) as exc:
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
                 log.warning("outbox pass failed: %s", exc)
             if self._stopping:
                 break
