@@ -121,7 +121,7 @@ async def _checks(
     for operator, player_id in players:
         ledger_minor = await pool.fetchval(
             "SELECT coalesce(sum(amount_minor), 0) FROM croupier.entries"
-            " WHERE operator = $1 AND player_id = $2 AND currency = $3",
+            " WHERE kind = 'operation' AND operator = $1 AND player_id = $2 AND currency = $3",
             operator,
             player_id,
             CURRENCY,

@@ -170,7 +170,8 @@ class Gateway:
     async def entries(self, player_id: str = "p1") -> list[int]:
         """Return the signed ledger entries of a player, oldest first."""
         rows = await self.pool.fetch(
-            "SELECT amount_minor FROM croupier.entries WHERE operator = $1 AND player_id = $2 ORDER BY id",
+            "SELECT amount_minor FROM croupier.entries WHERE kind = 'operation' AND operator = $1"
+            " AND player_id = $2 ORDER BY id",
             OPERATOR,
             player_id,
         )
@@ -190,7 +191,7 @@ class Gateway:
     async def counts(self) -> tuple[int, int]:
         """Return how many operations and entries are stored."""
         ops = await self.pool.fetchval("SELECT count(*) FROM croupier.operations")
-        entries = await self.pool.fetchval("SELECT count(*) FROM croupier.entries")
+        entries = await self.pool.fetchval("SELECT count(*) FROM croupier.entries WHERE kind = 'operation'")
         return int(ops), int(entries)
 
     async def outbox(self) -> list[dict[str, Any]]:
@@ -204,6 +205,16 @@ class Gateway:
         entries = await self.entries(player_id)
         balance = await self.balance(player_id, currency)
         assert balance == opening + sum(entries), (balance, opening, entries)
+        if self.backend == "ledger":
+            # Croupier's own balances: every change is an entry, the opening one included.
+            booked = await self.pool.fetchval(
+                "SELECT coalesce(sum(amount_minor), 0) FROM croupier.entries"
+                " WHERE operator = $1 AND player_id = $2 AND currency = $3",
+                OPERATOR,
+                player_id,
+                currency,
+            )
+            assert balance == booked, (balance, booked)
         return balance
 
     # Provider calls in the generic protocol (one call each, no retries).

@@ -565,6 +565,27 @@ async def test_two_bets_in_one_game_are_settled_separately(evo: Evo) -> None:
     assert await evo.balance(player) == 100_00
 
 
+async def test_rounds_end_when_their_bet_is_settled(evo: Evo) -> None:
+    """With no end-of-round message, a bet's credit or cancel ends its round; an unsettled one stays open."""
+    player = await evo.player()
+    for ref in ("won", "lost", "cancelled", "open"):
+        assert await evo.status("debit", tx(player, ref=ref, tx_id=f"d-{ref}")) == "OK"
+    assert await evo.status("credit", tx(player, ref="won", tx_id="c-won", amount="5.00")) == "OK"
+    assert await evo.status("credit", tx(player, ref="lost", tx_id="c-lost", amount="0")) == "OK"
+    assert await evo.status("cancel", tx(player, ref="cancelled", tx_id="d-cancelled")) == "OK"
+    rows = await evo.app[keys.PG_POOL].fetch(
+        "SELECT round_id, state, closed_at IS NOT NULL AS has_end FROM croupier.rounds"
+        " WHERE provider = 'evolution' ORDER BY opened_at, round_id"
+    )
+    states = {r["round_id"].rsplit("/", 1)[1]: (r["state"], r["has_end"]) for r in rows}
+    assert states == {
+        "won": ("closed", True),
+        "lost": ("closed", True),
+        "cancelled": ("closed", True),
+        "open": ("open", False),
+    }
+
+
 async def test_cancel_before_its_debit(evo: Evo) -> None:
     """A cancel of a debit never seen is BET_DOES_NOT_EXIST; that debit arriving later is refused for good."""
     player = await evo.player()

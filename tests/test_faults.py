@@ -7,6 +7,7 @@ background loop idles, and each test runs `OutboxWorker.run_once` itself when it
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 
 import pytest
@@ -14,6 +15,8 @@ from helpers import *  # noqa: F403 -- the harness fixtures: harness, backend, g
 from helpers import OPENING_MINOR, OPERATOR, OPERATOR_KEY_ID, OPERATOR_SECRET, Gateway, Harness
 from proxy import FailingOperator, FaultProxy, Mode
 
+from gateway import keys
+from wallet.outbox import OutboxWorker
 from wallet.pam.server import PAM_VERIFIER
 from wallet.policy import OperatorPolicy
 
@@ -293,6 +296,49 @@ async def test_two_nodes_running_the_outbox_at_once_deliver_once(harness):
     ]
     assert sorted(delivered) == [0.0, 1.0]
     assert await second.assert_books() == 10_250
+
+
+async def test_a_slow_operator_never_gets_one_outbox_row_from_two_nodes(harness):
+    """However slow the operator, a row is delivered by one node: a pass never outlives a lease."""
+    pam = await harness.pam()
+    proxy = FaultProxy("127.0.0.1", pam.port)
+    await proxy.start()
+    harness.stack.push_async_callback(proxy.close)
+    policy = dataclasses.replace(fast_policy(), call_timeout_s=1.0)
+    first = await harness.gateway("seamless", pam=pam, wallet_url=proxy.url, policy=policy)
+    await first.open_player("p1")
+    second = await harness.gateway("seamless", pam=pam, wallet_url=proxy.url, policy=policy)
+    token = await first.session()
+    assert (await first.debit("d1", "2.50", token=token)).ok
+    proxy.set_mode(Mode.CUT)
+    for n in range(4):
+        assert (await first.credit(f"c{n}", "1.00")).body["queued"] is True
+    await first.pool.execute("UPDATE croupier.outbox SET due_at = now() WHERE state = 'scheduled'")
+    # Each delivery takes 0.25 s, well inside the call timeout; the configured lease is shorter
+    # than one pass over all four rows would take.
+    proxy.set_mode(Mode.DELAY, delay_s=0.25)
+    workers = [OutboxWorker(gw.app[keys.WALLET], lease_s=0.3) for gw in (first, second)]
+
+    async def keep_polling(worker: OutboxWorker) -> int:
+        done = 0
+        for _ in range(12):
+            done += await worker.run_once()
+            await asyncio.sleep(0.1)
+        return done
+
+    finished = await asyncio.gather(*(keep_polling(w) for w in workers))
+    assert sum(finished) == 4
+    delivered = [
+        metric(
+            await gw.metrics_text(), "croupier_outbox_delivered_total", action="credit", outcome="delivered"
+        )
+        for gw in (first, second)
+    ]
+    assert sum(delivered) == 4
+    paid = [t for t in await first.pam.transactions() if t["type"] == "credit"]
+    assert len(paid) == 4
+    assert await first.pam.balance("p1") == OPENING_MINOR - 250 + 400
+    assert await first.assert_books() == OPENING_MINOR + 150
 
 
 async def credit_state(gw: Gateway, external_id: str) -> str:

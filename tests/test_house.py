@@ -200,7 +200,8 @@ async def test_each_game_plays_and_moves_exactly_bet_less_win(house: House, game
     assert stored.draws, "a round records the draws it used"
     assert (stored.balance_before_minor, stored.balance_after_minor) == (OPENING, OPENING - bet + win)
     entries = await house.pool.fetch(
-        "SELECT amount_minor FROM croupier.entries WHERE player_id = $1 ORDER BY id", player.player_id
+        "SELECT amount_minor FROM croupier.entries WHERE kind = 'operation' AND player_id = $1 ORDER BY id",
+        player.player_id,
     )
     assert [e["amount_minor"] for e in entries if e["amount_minor"]] == [-bet] + ([win] if win else [])
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 from helpers import *  # noqa: F403 -- the harness fixtures: harness, backend, gw
-from helpers import OPENING_MINOR, Gateway
+from helpers import OPENING_MINOR, OPERATOR, Gateway, Harness
+
+from wallet.backends.ledger import open_account, open_play_money
 
 # --- new debit -------------------------------------------------------------------------------
 
@@ -407,3 +409,37 @@ async def test_replayed_refusal_carries_the_current_balance(gw: Gateway):
     await gw.open_player("p1", 5_000)
     again = await gw.debit("d1", "20.00", token=token)
     assert (again.code, again.body["balance"]) == ("INSUFFICIENT_FUNDS", "50.00")
+
+
+async def test_resetting_a_ledger_account_is_booked_as_an_adjustment_entry(harness: Harness):
+    """Opening, resetting and granting play money each leave an entry: no balance moves without one."""
+    gw = await harness.gateway("ledger")
+    await gw.open_player("p1", 10_000)
+    token = await gw.session()
+    assert (await gw.debit("d1", "2.50", token=token)).ok
+    async with gw.pool.acquire() as conn:
+        await open_account(conn, OPERATOR, "p1", "EUR", 5_000)
+        await open_play_money(conn, OPERATOR, "p2", "EUR", 7_000)
+        await open_play_money(conn, OPERATOR, "p2", "EUR", 9_999)  # later launches grant nothing
+    rows = await gw.pool.fetch(
+        "SELECT player_id, kind, operation_id IS NULL AS bare, amount_minor FROM croupier.entries ORDER BY id"
+    )
+    assert [tuple(r) for r in rows] == [
+        ("p1", "adjustment", True, 10_000),
+        ("p1", "operation", False, -250),
+        ("p1", "adjustment", True, 5_000 - 9_750),
+        ("p2", "adjustment", True, 7_000),
+    ]
+    for player_id, held in (("p1", 5_000), ("p2", 7_000)):
+        assert await gw.balance(player_id) == held
+        booked = await gw.pool.fetchval(
+            "SELECT sum(amount_minor) FROM croupier.entries WHERE player_id = $1", player_id
+        )
+        assert booked == held
+    # An entry is either a provider operation's or an adjustment, never neither.
+    with pytest.raises(asyncpg.CheckViolationError):
+        await gw.pool.execute(
+            "INSERT INTO croupier.entries (operator, player_id, currency, amount_minor)"
+            " VALUES ($1, 'p1', 'EUR', 100)",
+            OPERATOR,
+        )

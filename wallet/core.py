@@ -179,15 +179,23 @@ class Wallet:
             # Responsible gaming is decided here, in the transaction that claims the key, so a
             # refusal is exact and stored like any other; wins and refunds never look at it. The
             # player's limits come back with the round: one statement for both.
-            bet_round = await ledger.lock_bet_round(conn, op)
+            bet_round = await ledger.lock_bet_round(
+                conn, op, ends_when_settled=caps.rounds_end_when_bets_settled
+            )
             player = limits.for_bet(policy, op, bet_round)
             rules.check_debit(op, policy, bet_round, player)
             await limits.check_loss(conn, op, op_id, player)
             return self._transfer(op, TransferType.DEBIT, op.amount_minor or 0)
         if op.kind is Kind.CREDIT:
             create = not rules.credit_needs_bet(op, caps)
-            round_ = await ledger.lock_round(conn, op, op.round_id, create=create)
-            rules.check_credit(op, caps, round_)
+            round_ = await ledger.lock_round(
+                conn, op, op.round_id, create=create, ends_when_settled=caps.rounds_end_when_bets_settled
+            )
+            try:
+                rules.check_credit(op, caps, round_)
+            except RejectedError as exc:
+                # A refusal for want of a bet is final only once the round's bets have settled.
+                await self._unless_unsettled(conn, policy, op, op.round_id, Kind.DEBIT, exc)
             game_id = op.game_id or (round_["game_id"] if round_ is not None else None)
             # A credit's intent counts at once: a rollback of its round's bet is now refused.
             await ledger.change_round(
@@ -239,8 +247,15 @@ class Wallet:
         ):
             raise MismatchError("amount")
         round_ = await ledger.lock_round(conn, op, target["round_id"], create=False)
-        if not rules.check_rollback_target(caps, target, round_):
-            return None
+        try:
+            if not rules.check_rollback_target(caps, target, round_):
+                return None
+        except RejectedError as exc:
+            if target["kind"] != Kind.DEBIT.value:
+                raise
+            # "Already settled" counts a win still in flight, which the operator may yet refuse.
+            policy = self.runtime(op.operator).policy
+            await self._unless_unsettled(conn, policy, op, target["round_id"], Kind.CREDIT, exc)
         await ledger.mark_reversed(conn, target["id"])
         change = "refund" if target_kind is Kind.DEBIT else "unwin"
         await ledger.change_round(
@@ -262,6 +277,23 @@ class Wallet:
             reference=str(target["transaction_id"]),
             reverses=reverses,
         )
+
+    @staticmethod
+    async def _unless_unsettled(
+        conn: Connection,
+        policy: OperatorPolicy,
+        op: Operation,
+        round_id: str | None,
+        kind: Kind,
+        refusal: RejectedError,
+    ) -> None:
+        """Raise InProgressError if the refusal depends on an operation not yet settled, else the refusal."""
+        # Nothing is stored for an in-progress answer (the transaction rolls back), so the
+        # provider's retry after the operation settles is decided afresh.
+        queued = policy.answer_after_operator
+        if await ledger.unsettled_in_round(conn, op, round_id, kind, queued=queued):
+            raise InProgressError(f"a {kind.value} of this round is still in progress") from refusal
+        raise refusal
 
     @staticmethod
     def _transfer(

@@ -196,10 +196,9 @@ def settlement(round_: asyncpg.Record, statuses: Collection[str]) -> Settlement:
     if round_["bets_count"] > 0 and round_["live_bets"] == 0 and round_["refunds_count"] > 0:
         return Settlement.ROLLED_BACK
     # Nothing is in doubt or in flight here, so every bet and win counted is applied at the
-    # operator. A paid win settles the round as much as its end does: the core refuses to roll
-    # a bet back once a win is paid, and some protocols (Evolution's) never send an end of round,
-    # so waiting for 'closed' alone would leave their finished rounds open for ever.
-    if round_["state"] == "closed" or round_["wins_count"] > 0:
+    # operator. A round ends by its end-of-round message, or by the rule its protocol declares
+    # when it has none (Evolution's: every bet settled), so 'closed' is the one test.
+    if round_["state"] == "closed":
         return Settlement.SETTLED
     return Settlement.OPEN
 

@@ -102,6 +102,13 @@ async def finish(
     return row
 
 
+# The every-bet-settled rule: each applied bet has a win or a refund of its own.
+_ALL_BETS_SETTLED = (
+    "rounds.ends_when_settled AND rounds.state = 'open' AND rounds.bets_count > 0"
+    " AND rounds.wins_count + rounds.refunds_count >= rounds.bets_count"
+)
+
+
 async def settle_applied(
     conn: Connection,
     op_id: int,
@@ -117,6 +124,15 @@ async def settle_applied(
             f", r AS (UPDATE croupier.rounds SET {_ROUND_CHANGES[round_change].format(amount='$4')}"
             " FROM o WHERE rounds.provider = o.provider AND rounds.operator = o.operator"
             " AND rounds.player_id = o.player_id AND rounds.round_id = o.round_id)"
+        )
+    else:
+        # A credit or refund was counted in its round when taken; now that it is applied, a round
+        # under the every-bet-settled rule ends if this was its last unsettled bet.
+        count = (
+            ", r AS (UPDATE croupier.rounds SET state = 'closed', closed_at = now() FROM o"
+            " WHERE rounds.provider = o.provider AND rounds.operator = o.operator"
+            " AND rounds.player_id = o.player_id AND rounds.round_id = o.round_id"
+            f" AND o.kind IN ('credit', 'rollback') AND {_ALL_BETS_SETTLED})"
         )
     row = await conn.fetchrow(
         "WITH o AS (UPDATE croupier.operations SET state = 'applied', reason = NULL,"
@@ -143,7 +159,12 @@ async def mark_reversed(conn: Connection, op_id: int, reversed_: bool = True) ->
 
 
 async def lock_round(
-    conn: Connection, op: Operation, round_id: str | None, *, create: bool
+    conn: Connection,
+    op: Operation,
+    round_id: str | None,
+    *,
+    create: bool,
+    ends_when_settled: bool = False,
 ) -> asyncpg.Record | None:
     """Return a round of the operation's player locked for update, creating it first if asked."""
     if round_id is None:
@@ -151,8 +172,9 @@ async def lock_round(
     if create:
         # DO UPDATE (to the same value) both locks an existing row and returns it: one statement.
         return await conn.fetchrow(
-            "INSERT INTO croupier.rounds (provider, operator, player_id, round_id, game_id, currency)"
-            " VALUES ($1, $2, $3, $4, $5, $6)"
+            "INSERT INTO croupier.rounds"
+            " (provider, operator, player_id, round_id, game_id, currency, ends_when_settled)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)"
             " ON CONFLICT (provider, operator, player_id, round_id) DO UPDATE SET state = rounds.state"
             " RETURNING *",
             op.provider,
@@ -161,6 +183,7 @@ async def lock_round(
             round_id,
             op.game_id,
             op.currency,
+            ends_when_settled,
         )
     return await conn.fetchrow(
         "SELECT * FROM croupier.rounds"
@@ -191,8 +214,9 @@ BLOCKED_NOW = "(block_state IS NOT NULL AND (blocked_until IS NULL OR blocked_un
 
 
 _LOCK_BET_ROUND = (
-    "WITH r AS (INSERT INTO croupier.rounds (provider, operator, player_id, round_id, game_id, currency)"
-    " VALUES ($1, $2, $3, $4, $5, $6)"
+    "WITH r AS (INSERT INTO croupier.rounds"
+    " (provider, operator, player_id, round_id, game_id, currency, ends_when_settled)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7)"
     " ON CONFLICT (provider, operator, player_id, round_id) DO UPDATE SET state = rounds.state"
     " RETURNING *) SELECT r.*, "
     + ", ".join(f"l.{c} AS {LIMITS_PREFIX}{c}" for c in PLAYER_LIMIT_COLUMNS)
@@ -202,10 +226,19 @@ _LOCK_BET_ROUND = (
 )
 
 
-async def lock_bet_round(conn: Connection, op: Operation) -> asyncpg.Record:
+async def lock_bet_round(
+    conn: Connection, op: Operation, *, ends_when_settled: bool = False
+) -> asyncpg.Record:
     """Create or lock a bet's round and return it with the player's own limits row (pl_* columns)."""
     row = await conn.fetchrow(
-        _LOCK_BET_ROUND, op.provider, op.operator, op.player_id, op.round_id, op.game_id, op.currency
+        _LOCK_BET_ROUND,
+        op.provider,
+        op.operator,
+        op.player_id,
+        op.round_id,
+        op.game_id,
+        op.currency,
+        ends_when_settled,
     )
     assert row is not None
     return row
@@ -242,6 +275,27 @@ async def change_round(
         f"UPDATE croupier.rounds SET {_ROUND_CHANGES[change].format(amount='$5')}"
         " WHERE provider = $1 AND operator = $2 AND player_id = $3 AND round_id = $4",
         *args,
+    )
+
+
+async def unsettled_in_round(
+    conn: Connection, op: Operation, round_id: str | None, kind: Kind, *, queued: bool
+) -> bool:
+    """Return whether an operation of this kind in the round still waits for the operator's answer."""
+    if round_id is None:
+        return False
+    states = ["pending", "queued"] if queued else ["pending"]
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT FROM croupier.operations WHERE operator = $1 AND player_id = $2"
+            " AND round_id = $3 AND state = ANY($4::text[]) AND provider = $5 AND kind = $6)",
+            op.operator,
+            op.player_id,
+            round_id,
+            states,
+            op.provider,
+            kind.value,
+        )
     )
 
 

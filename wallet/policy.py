@@ -20,6 +20,9 @@ class Capabilities:
     ids_scoped_by_player: bool = False
     # The protocol pays free rounds naming a campaign, so the Operator API may award them.
     free_rounds: bool = False
+    # The protocol sends no end of round: a round ends once each of its bets is settled by a
+    # credit or a refund of its own (one settlement per bet, as Evolution's refId).
+    rounds_end_when_bets_settled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

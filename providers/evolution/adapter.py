@@ -61,8 +61,11 @@ class EvolutionAdapter(Adapter):
     """Evolution's One Wallet: settlement per bet (refId), ids reused across players at a table."""
 
     name = "evolution"
-    # Players at one live table share transaction ids; a bet is settled once, by credit or cancel.
-    capabilities = Capabilities(ids_scoped_by_player=True, free_rounds=True)
+    # Players at one live table share transaction ids; a bet is settled once, by credit or cancel,
+    # and with no end-of-round message that settlement ends the bet's round.
+    capabilities = Capabilities(
+        ids_scoped_by_player=True, free_rounds=True, rounds_end_when_bets_settled=True
+    )
     routes: ClassVar = [Route("POST", f"/{path}", path) for path in _PATHS]
     error_codes = errors.ERROR_CODES
 

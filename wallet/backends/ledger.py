@@ -79,6 +79,12 @@ class LedgerWallet:
         """Return at once: this backend is the ledger's own database."""
 
 
+_ADJUST = (
+    "INSERT INTO croupier.entries (kind, operator, player_id, currency, amount_minor, note)"
+    " VALUES ('adjustment', $1, $2, $3, $4, $5)"
+)
+
+
 async def open_account(
     conn: Connection,
     operator: str,
@@ -87,29 +93,46 @@ async def open_account(
     balance_minor: int,
     *,
     blocked: bool = False,
+    note: str = "account opened or reset",
 ) -> None:
-    """Create or reset a player's account on the ledger backend (demo, tests, operator tooling)."""
-    await conn.execute(
-        "INSERT INTO croupier.accounts (operator, player_id, currency, balance_minor, blocked)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (operator, player_id, currency)"
-        " DO UPDATE SET balance_minor = EXCLUDED.balance_minor, blocked = EXCLUDED.blocked",
-        operator,
-        player_id,
-        currency,
-        balance_minor,
-        blocked,
-    )
+    """Create or reset a player's account on the ledger backend, the change booked as an entry."""
+    async with conn.transaction():
+        before = await conn.fetchval(
+            "SELECT balance_minor FROM croupier.accounts"
+            " WHERE operator = $1 AND player_id = $2 AND currency = $3 FOR UPDATE",
+            operator,
+            player_id,
+            currency,
+        )
+        await conn.execute(
+            "INSERT INTO croupier.accounts (operator, player_id, currency, balance_minor, blocked)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (operator, player_id, currency)"
+            " DO UPDATE SET balance_minor = EXCLUDED.balance_minor, blocked = EXCLUDED.blocked",
+            operator,
+            player_id,
+            currency,
+            balance_minor,
+            blocked,
+        )
+        # No balance moves without an entry: the reset is booked as the difference it makes.
+        delta = balance_minor - (before or 0)
+        if delta:
+            await conn.execute(_ADJUST, operator, player_id, currency, delta, note)
 
 
 async def open_play_money(
     conn: Connection, operator: str, player_id: str, currency: str, balance_minor: int
 ) -> None:
-    """Give a demo player play money the first time; later launches keep what it has."""
-    await conn.execute(
-        "INSERT INTO croupier.accounts (operator, player_id, currency, balance_minor)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (operator, player_id, currency) DO NOTHING",
-        operator,
-        player_id,
-        currency,
-        balance_minor,
-    )
+    """Give a demo player play money the first time, booked as an entry; later launches keep what it has."""
+    async with conn.transaction():
+        created = await conn.fetchval(
+            "INSERT INTO croupier.accounts (operator, player_id, currency, balance_minor)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT (operator, player_id, currency) DO NOTHING"
+            " RETURNING true",
+            operator,
+            player_id,
+            currency,
+            balance_minor,
+        )
+        if created and balance_minor:
+            await conn.execute(_ADJUST, operator, player_id, currency, balance_minor, "play money")
