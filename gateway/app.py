@@ -94,7 +94,15 @@ async def _wallet(app: web.Application) -> AsyncIterator[None]:
         # Demo play: each operator's play-money ledger, which never reaches the operator's wallet.
         demo = name + DEMO_SUFFIX
         operators[demo] = OperatorRuntime(replace(op.policy, name=demo, play_money=True), LedgerWallet())
-    wallet = Wallet(app[keys.PG_POOL], operators, currencies, app[keys.METRICS])
+    wallet = Wallet(
+        app[keys.PG_POOL],
+        operators,
+        currencies,
+        app[keys.METRICS],
+        window_s=settings.engine_window_ms / 1000,
+        max_batch=settings.engine_max_batch,
+    )
+    wallet.engine.start()
     app[keys.WALLET] = wallet
     app[keys.PROVIDER_CONTEXT] = ProviderContext(app[keys.SESSIONS], currencies, app[keys.PG_POOL])
     worker = OutboxWorker(wallet, interval_s=settings.outbox_interval_s)
@@ -110,6 +118,8 @@ async def _wallet(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    # Requests still in flight have had their answers; what is queued is applied before the end.
+    await wallet.engine.stop()
 
 
 def provider_schema(name: str) -> str:

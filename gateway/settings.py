@@ -72,6 +72,10 @@ class Settings:
     operators: Mapping[str, OperatorSettings] = field(default_factory=dict)
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     outbox_interval_s: float = 0.5
+    # The ledger engine's window: how long its writer waits for more operations to share a commit,
+    # and the most one commit takes.
+    engine_window_ms: float = 0.5
+    engine_max_batch: int = 256
     pool_size: int = 20
     # Session tokens are JWTs signed with the active key; older keys still verify until removed.
     # With none configured each process makes its own, which only suits a single node.
@@ -219,6 +223,8 @@ def from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         operators=operators,
         providers=providers,
         outbox_interval_s=float(gw.get("outbox_interval_s", 0.5)),
+        engine_window_ms=float(gw.get("engine_window_ms", 0.5)),
+        engine_max_batch=int(gw.get("engine_max_batch", 256)),
         pool_size=int(gw.get("pool_size", 20)),
         session_ttl_s=int(gw.get("session_ttl_s", 4 * 3600)),
         api_audience=str(gw.get("api_audience", "croupier")),

@@ -10,6 +10,7 @@ import asyncpg
 from wallet import ledger, limits, rules
 from wallet.backends.base import OperatorWallet
 from wallet.db import Connection
+from wallet.engine import Engine, Job, Outcome
 from wallet.errors import (
     InProgressError,
     InvalidRequestError,
@@ -43,17 +44,6 @@ class OperatorRuntime:
     backend: OperatorWallet
 
 
-@dataclass(slots=True)
-class _Begun:
-    """What the first transaction decided: a final answer, or a transfer still to forward."""
-
-    result: Result | None = None
-    error: Exception | None = None
-    op_id: int = 0
-    transfer: Transfer | None = None
-    needs_balance: bool = False
-
-
 class Wallet:
     """Applies canonical operations against the ledger and each operator's wallet backend."""
 
@@ -63,11 +53,15 @@ class Wallet:
         operators: Mapping[str, OperatorRuntime],
         currencies: CurrencyTable,
         metrics: Metrics,
+        *,
+        window_s: float = 0.0005,
+        max_batch: int = 256,
     ) -> None:
         self.pool = pool
         self.operators = operators
         self.currencies = currencies
         self.forwarder = Forwarder(metrics)
+        self.engine = Engine(pool, self._one_by_one, metrics, window_s=window_s, max_batch=max_batch)
 
     def runtime(self, operator: str) -> OperatorRuntime:
         """Return an operator's runtime, or refuse a request that names an unknown operator."""
@@ -93,15 +87,18 @@ class Wallet:
             return Result(op.transaction_id, op.currency, balance)
         rt = self.runtime(op.operator)
         self._validate(op, caps)
-        async with self.pool.acquire() as conn:
-            begun = await self._begin(conn, rt, op, caps)
-            if begun.result is not None and begun.needs_balance:
-                return await self._with_current_balance(conn, rt, op, begun.result)
-            if isinstance(begun.error, RejectedError) and begun.needs_balance:
-                # A replayed refusal carries the current balance, like a replayed success.
-                current = await self._current_balance(conn, rt, op)
-                if current is not None:
-                    begun.error.balance_minor = current
+        begun = await self.engine.submit(op, caps, rt.policy, rt.backend)
+        if begun.error is not None and not isinstance(begun.error, RejectedError):
+            raise begun.error
+        if begun.needs_balance:
+            async with self.pool.acquire() as conn:
+                if begun.result is not None:
+                    return await self._with_current_balance(conn, rt, op, begun.result)
+                if isinstance(begun.error, RejectedError):
+                    # A replayed refusal carries the current balance, like a replayed success.
+                    current = await self._current_balance(conn, rt, op)
+                    if current is not None:
+                        begun.error.balance_minor = current
         if begun.transfer is not None:
             return await self.forwarder.forward(self.pool, rt.policy, rt.backend, begun.op_id, begun.transfer)
         if begun.error is not None:
@@ -132,9 +129,13 @@ class Wallet:
         if op.kind is Kind.ROLLBACK and op.reference_kind is Kind.CREDIT and not caps.rollback_of_credit:
             raise InvalidRequestError("this protocol has no rollback of a credit")
 
+    async def _one_by_one(self, conn: Connection, job: Job) -> Outcome:
+        """Apply one operation the engine's batch statements do not decide, inside its batch."""
+        return await self._begin(conn, self.runtime(job.op.operator), job.op, job.caps)
+
     async def _begin(
         self, conn: Connection, rt: OperatorRuntime, op: Operation, caps: Capabilities
-    ) -> _Begun:
+    ) -> Outcome:
         async with conn.transaction():
             op_id = await ledger.claim(conn, op, State.PENDING)
             if op_id is None:
@@ -146,7 +147,7 @@ class Wallet:
             except RejectedError as exc:
                 await ledger.finish(conn, op_id, State.REJECTED, exc.reason, exc.balance_minor)
                 # Protocols answer a refusal with the balance; fill it in after the commit.
-                return _Begun(error=exc, needs_balance=exc.balance_minor is None)
+                return Outcome(error=exc, needs_balance=exc.balance_minor is None)
             if transfer is None:
                 # Nothing moves (end of round, tombstone, nothing left to reverse): answer with the balance.
                 row = await ledger.finish(conn, op_id, State.APPLIED)
@@ -154,13 +155,13 @@ class Wallet:
                 result = Result(
                     op.transaction_id, op.currency, None, tombstone=tombstone, processed_at=row["created_at"]
                 )
-                return _Begun(result=result, needs_balance=True)
+                return Outcome(result=result, needs_balance=True)
             if rt.backend.in_database:
                 reply = await rt.backend.transfer(conn, transfer, 0.0)
                 outcome = await self.forwarder.settle(conn, op_id, transfer, reply)
                 if isinstance(outcome, RejectedError):
-                    return _Begun(error=outcome)
-                return _Begun(result=outcome)
+                    return Outcome(error=outcome)
+                return Outcome(result=outcome)
             action = "cancel_debit" if transfer.type is TransferType.DEBIT else transfer.type.value
             await ledger.schedule(
                 conn,
@@ -170,7 +171,7 @@ class Wallet:
                 transfer_payload(transfer),
                 rt.policy.recovery_after_s,
             )
-            return _Begun(op_id=op_id, transfer=transfer)
+            return Outcome(op_id=op_id, transfer=transfer)
 
     async def _plan(self, conn: Connection, op: Operation, op_id: int, caps: Capabilities) -> Transfer | None:
         """Check the rules for a new operation and return the transfer it needs, if any."""
@@ -330,19 +331,19 @@ class Wallet:
 
     async def _replay(
         self, conn: Connection, rt: OperatorRuntime, op: Operation, stored: asyncpg.Record
-    ) -> _Begun:
+    ) -> Outcome:
         """Answer a repeat of a stored operation; no money moves."""
         state = State(stored["state"])
         if state is State.TOMBSTONE:
             error = RejectedError(Reason.TRANSACTION_ROLLED_BACK, "this transaction was rolled back")
-            return _Begun(error=error)
+            return Outcome(error=error)
         rules.check_repeat(op, stored)
         if state is State.PENDING or (state is State.QUEUED and rt.policy.answer_after_operator):
             raise InProgressError("the same operation is being applied")
         if state is State.REJECTED:
             reason = Reason(stored["reason"])
             error = RejectedError(reason, reason.value, stored["balance_minor"], replay=True)
-            return _Begun(error=error, needs_balance=True)
+            return Outcome(error=error, needs_balance=True)
         result = Result(
             op.transaction_id,
             op.currency,
@@ -352,7 +353,7 @@ class Wallet:
             queued=state is State.QUEUED,
             processed_at=stored["created_at"],
         )
-        return _Begun(result=result, needs_balance=True)
+        return Outcome(result=result, needs_balance=True)
 
     @staticmethod
     async def _current_balance(conn: Connection, rt: OperatorRuntime, op: Operation) -> int | None:

@@ -13,14 +13,30 @@ from wallet.operations import Kind, Operation, State
 
 SCHEMA = "croupier"
 
-_COLUMNS = (
-    "transaction_id, provider, scope, kind, external_id, operator, player_id, currency,"
-    " amount_minor, round_id, game_id, credit_kind, reference_id, reference_kind, request_hash, state,"
-    " campaign_id"
+OPERATION_COLUMNS = (
+    "transaction_id",
+    "provider",
+    "scope",
+    "kind",
+    "external_id",
+    "operator",
+    "player_id",
+    "currency",
+    "amount_minor",
+    "round_id",
+    "game_id",
+    "credit_kind",
+    "reference_id",
+    "reference_kind",
+    "request_hash",
+    "state",
+    "campaign_id",
 )
+_COLUMNS = ", ".join(OPERATION_COLUMNS)
 
 
-def _values(op: Operation, state: State) -> tuple[Any, ...]:
+def operation_values(op: Operation, state: State) -> tuple[Any, ...]:
+    """Return an operation's row in the order of OPERATION_COLUMNS."""
     return (
         op.transaction_id,
         op.provider,
@@ -50,7 +66,7 @@ async def claim(conn: Connection, op: Operation, state: State) -> int | None:
         f"INSERT INTO croupier.operations ({_COLUMNS})"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         " ON CONFLICT (provider, scope, kind, external_id) DO NOTHING RETURNING id",
-        *_values(op, state),
+        *operation_values(op, state),
     )
 
 

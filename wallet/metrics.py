@@ -13,6 +13,18 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self.engine_batch_size = Histogram(
+            "croupier_engine_batch_operations",
+            "Operations applied per ledger engine transaction.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=r,
+        )
+        self.engine_batch_seconds = Histogram(
+            "croupier_engine_batch_seconds",
+            "Time from a ledger engine batch's start to its commit.",
+            buckets=_LATENCY_BUCKETS_S,
+            registry=r,
+        )
         self.requests = Counter(
             "croupier_provider_requests",
             "Provider callbacks by outcome.",

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import asyncpg
 
 from wallet.errors import InProgressError, MismatchError, Reason, RejectedError
 from wallet.limits import PlayerLimits
 from wallet.operations import WITHOUT_BET, Operation, SessionState, State
 from wallet.policy import Capabilities, OperatorPolicy
+
+# A stored row, as fetched or as the engine holds it in memory while deciding a batch.
+Row = asyncpg.Record | Mapping[str, Any]
 
 
 def check_repeat(op: Operation, stored: asyncpg.Record) -> None:
@@ -29,7 +35,7 @@ def check_repeat(op: Operation, stored: asyncpg.Record) -> None:
 
 
 def check_debit(
-    op: Operation, policy: OperatorPolicy, round_: asyncpg.Record | None, player: PlayerLimits | None = None
+    op: Operation, policy: OperatorPolicy, round_: Row | None, player: PlayerLimits | None = None
 ) -> None:
     """Refuse a new debit for a block, token, limit or round reason."""
     # The block first: blocking also ended the player's sessions, and the reason to tell is the block.
@@ -52,7 +58,7 @@ def credit_needs_bet(op: Operation, caps: Capabilities) -> bool:
     return op.credit_kind not in WITHOUT_BET and not caps.wins_without_bets
 
 
-def check_credit(op: Operation, caps: Capabilities, round_: asyncpg.Record | None) -> None:
+def check_credit(op: Operation, caps: Capabilities, round_: Row | None) -> None:
     """Refuse a credit with no bet where not allowed, or for a round whose bets were rolled back."""
     # Money owed to a player is never refused for a token reason: no session or block check here.
     has_bet = round_ is not None and int(round_["bets_count"]) > 0
