@@ -101,6 +101,7 @@ async def _wallet(app: web.Application) -> AsyncIterator[None]:
         app[keys.METRICS],
         window_s=settings.engine_window_ms / 1000,
         max_batch=settings.engine_max_batch,
+        writers=settings.engine_writers,
     )
     wallet.engine.start()
     app[keys.WALLET] = wallet

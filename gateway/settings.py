@@ -76,6 +76,7 @@ class Settings:
     # and the most one commit takes.
     engine_window_ms: float = 0.5
     engine_max_batch: int = 256
+    engine_writers: int = 1
     pool_size: int = 20
     # Session tokens are JWTs signed with the active key; older keys still verify until removed.
     # With none configured each process makes its own, which only suits a single node.
@@ -225,6 +226,7 @@ def from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         outbox_interval_s=float(gw.get("outbox_interval_s", 0.5)),
         engine_window_ms=float(gw.get("engine_window_ms", 0.5)),
         engine_max_batch=int(gw.get("engine_max_batch", 256)),
+        engine_writers=int(gw.get("engine_writers", 1)),
         pool_size=int(gw.get("pool_size", 20)),
         session_ttl_s=int(gw.get("session_ttl_s", 4 * 3600)),
         api_audience=str(gw.get("api_audience", "croupier")),

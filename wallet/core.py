@@ -56,12 +56,15 @@ class Wallet:
         *,
         window_s: float = 0.0005,
         max_batch: int = 256,
+        writers: int = 1,
     ) -> None:
         self.pool = pool
         self.operators = operators
         self.currencies = currencies
         self.forwarder = Forwarder(metrics)
-        self.engine = Engine(pool, self._one_by_one, metrics, window_s=window_s, max_batch=max_batch)
+        self.engine = Engine(
+            pool, self._one_by_one, metrics, window_s=window_s, max_batch=max_batch, writers=writers
+        )
 
     def runtime(self, operator: str) -> OperatorRuntime:
         """Return an operator's runtime, or refuse a request that names an unknown operator."""
@@ -100,7 +103,9 @@ class Wallet:
                     if current is not None:
                         begun.error.balance_minor = current
         if begun.transfer is not None:
-            return await self.forwarder.forward(self.pool, rt.policy, rt.backend, begun.op_id, begun.transfer)
+            return await self.forwarder.forward(
+                self.engine, rt.policy, rt.backend, begun.op_id, begun.transfer
+            )
         if begun.error is not None:
             raise begun.error
         assert begun.result is not None
@@ -131,6 +136,7 @@ class Wallet:
 
     async def _one_by_one(self, conn: Connection, job: Job) -> Outcome:
         """Apply one operation the engine's batch statements do not decide, inside its batch."""
+        assert job.op is not None
         return await self._begin(conn, self.runtime(job.op.operator), job.op, job.caps)
 
     async def _begin(

@@ -22,12 +22,12 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from wallet import ledger
 from wallet.backends.ledger import LedgerWallet
 from wallet.db import Connection
 from wallet.decide import ROUND_FIELDS, Decision, Item, Snapshot, account_key, decide, op_key, round_key
-from wallet.errors import WalletError
 from wallet.metrics import Metrics
 from wallet.operations import Kind, Operation, Result, State
 from wallet.policy import Capabilities, OperatorPolicy
@@ -52,25 +52,36 @@ class Outcome:
     op_id: int = 0
     transfer: Any = None
     needs_balance: bool = False
+    # What a piece of work returned, for work that is not a wallet operation (the PAM's).
+    value: Any = None
 
 
 # The one-by-one path: the wallet core's own transaction, run here as a savepoint.
 OneByOne = Callable[[Connection, "Job"], Awaitable[Outcome]]
 
 
+# A piece of work run in a batch's transaction, such as recording the operator's answer.
+Work = Callable[[Connection], Awaitable[Outcome]]
+
+
 @dataclass(slots=True)
 class Job:
     """One request waiting for the writer."""
 
-    op: Operation
+    op: Operation | None
     caps: Capabilities
-    policy: OperatorPolicy
+    policy: OperatorPolicy | None
     backend: object
     future: asyncio.Future[Outcome] = field(repr=False)
+    work: Work | None = None
 
     def set_based(self) -> bool:
         """Return whether the batch statements decide this operation (bets and wins on our ledger)."""
-        return self.op.kind in (Kind.DEBIT, Kind.CREDIT) and isinstance(self.backend, LedgerWallet)
+        return (
+            self.op is not None
+            and self.op.kind in (Kind.DEBIT, Kind.CREDIT)
+            and isinstance(self.backend, LedgerWallet)
+        )
 
 
 class Engine:
@@ -79,27 +90,39 @@ class Engine:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        one_by_one: OneByOne,
-        metrics: Metrics,
+        one_by_one: OneByOne | None = None,
+        metrics: Metrics | None = None,
         *,
         window_s: float = 0.0005,
         max_batch: int = 256,
+        writers: int = 1,
     ) -> None:
         self.pool = pool
         self.one_by_one = one_by_one
         self.metrics = metrics
         self.window_s = window_s
         self.max_batch = max_batch
+        # One writer is the design; more let one batch prefetch while another commits, and keep
+        # the one-by-one path (the seamless backend's) from queueing behind a single connection.
+        # Batches of different writers meet in PostgreSQL as two nodes' do.
+        self.writers = writers
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
 
     async def submit(
         self, op: Operation, caps: Capabilities, policy: OperatorPolicy, backend: object
     ) -> Outcome:
         """Apply one operation in the next batch and return its outcome once committed."""
-        job = Job(op, caps, policy, backend, asyncio.get_running_loop().create_future())
-        if self._task is None or self._stopping:
+        return await self._submit(Job(op, caps, policy, backend, asyncio.get_running_loop().create_future()))
+
+    async def run(self, work: Work) -> Outcome:
+        """Run work in the next batch's transaction (in a savepoint) and return what it returned."""
+        future = asyncio.get_running_loop().create_future()
+        return await self._submit(Job(None, Capabilities(), None, None, future, work))
+
+    async def _submit(self, job: Job) -> Outcome:
+        if not self._tasks or self._stopping:
             # No writer running (tools, shutdown): a batch of one, applied here.
             await self._apply([job])
         else:
@@ -107,32 +130,38 @@ class Engine:
         return await job.future
 
     def start(self) -> None:
-        """Start the writer."""
-        self._task = asyncio.create_task(self._run(), name="ledger-engine")
+        """Start the writers."""
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"ledger-engine-{n}") for n in range(self.writers)
+        ]
 
     async def stop(self) -> None:
-        """Apply what is queued, then end the writer."""
+        """Let each writer finish its batch, apply what is still queued, and end."""
         self._stopping = True
-        if self._task is None:
-            return
-        self._queue.put_nowait(_STOP)
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        for _ in self._tasks:
+            self._queue.put_nowait(_STOP)
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        while not self._queue.empty():
+            rest = [job for job in self._take(self.max_batch) if job is not _STOP]
+            if rest:
+                await self._apply(rest)
 
     async def _run(self) -> None:
-        stopping = False
-        while not (stopping and self._queue.empty()):
-            batch = await self._gather() if not stopping else self._drain()
+        while True:
+            batch = await self._gather()
             jobs = [job for job in batch if job is not _STOP]
-            stopping = stopping or len(jobs) < len(batch)
             if jobs:
                 await self._apply(jobs)
+            if len(jobs) < len(batch):
+                return
 
-    def _drain(self) -> list[Job]:
-        """Take what is still queued at shutdown, up to the batch's size."""
+    def _take(self, most: int) -> list[Job]:
+        """Take what is queued now, up to `most`."""
         batch: list[Job] = []
-        while len(batch) < self.max_batch and not self._queue.empty():
+        while len(batch) < most and not self._queue.empty():
             batch.append(self._queue.get_nowait())
         return batch
 
@@ -180,8 +209,9 @@ class Engine:
                 return
             _resolve(jobs[0], Outcome(error=asyncpg.DeadlockDetectedError("the batch kept losing races")))
             return
-        self.metrics.engine_batch_size.observe(len(jobs))
-        self.metrics.engine_batch_seconds.observe(time.perf_counter() - started)
+        if self.metrics is not None:
+            self.metrics.engine_batch_size.observe(len(jobs))
+            self.metrics.engine_batch_seconds.observe(time.perf_counter() - started)
         for job, outcome in zip(jobs, outcomes, strict=True):
             _resolve(job, outcome)
 
@@ -207,14 +237,21 @@ class Engine:
 
     async def _one(self, conn: Connection, job: Job) -> Outcome:
         try:
+            if job.work is not None:
+                async with conn.transaction():
+                    return await job.work(conn)
+            # The wallet core's own transaction is a savepoint here.
+            assert self.one_by_one is not None, "an engine for work only was given an operation"
             return await self.one_by_one(conn, job)
-        except WalletError as exc:
-            # The savepoint rolled back: nothing is stored for it (in progress, mismatch, bad input).
+        except _RACES:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- handed to its own request, the batch goes on
+            # Its savepoint rolled back: nothing is stored for it (in progress, mismatch, a fault).
             return Outcome(error=exc)
 
     async def _set_based(self, conn: Connection, jobs: Sequence[Job]) -> list[Outcome]:
         """Prefetch, decide and write a run of bets and wins; return the outcomes of the decided prefix."""
-        items = [Item(job.op, job.caps, job.policy) for job in jobs]
+        items = [Item(job.op, job.caps, job.policy) for job in jobs if job.op and job.policy]
         snap = await _prefetch(conn, items)
         decisions = decide(items, snap)
         if not decisions:
@@ -240,39 +277,9 @@ def _outcome(decision: Decision, created_at: datetime) -> Outcome:
     return Outcome(error=decision.error())
 
 
-def _unnest(columns: int, types: Sequence[str]) -> str:
-    return "unnest(" + ", ".join(f"${n + 1}::{t}[]" for n, t in zip(range(columns), types, strict=True)) + ")"
-
-
-_EXISTING = (
-    "SELECT provider, scope, kind, external_id FROM croupier.operations"
-    " WHERE (provider, scope, kind, external_id) IN (SELECT * FROM " + _unnest(4, ("text",) * 4) + ")"
-)
-_ROUND_KEY = "provider, operator, player_id, round_id"
-# New rounds are opened and every round locked in key order, so two batches never deadlock here.
-_OPEN_ROUNDS = (
-    f"INSERT INTO croupier.rounds ({_ROUND_KEY}, game_id, currency, ends_when_settled)"
-    " SELECT * FROM "
-    + _unnest(7, ("text",) * 6 + ("boolean",))
-    + f" AS v ORDER BY 1, 2, 3, 4 ON CONFLICT ({_ROUND_KEY}) DO UPDATE SET state = rounds.state RETURNING *"
-)
-_LOCK_ROUNDS = (
-    f"SELECT * FROM croupier.rounds WHERE ({_ROUND_KEY}) IN (SELECT * FROM "
-    + _unnest(4, ("text",) * 4)
-    + f") ORDER BY {_ROUND_KEY} FOR UPDATE"
-)
-_LOCK_ACCOUNTS = (
-    "SELECT operator, player_id, currency, balance_minor, blocked FROM croupier.accounts"
-    " WHERE (operator, player_id, currency) IN (SELECT * FROM "
-    + _unnest(3, ("text",) * 3)
-    + ") ORDER BY operator, player_id, currency FOR UPDATE"
-)
-_PLAYER_LIMITS = (
-    "SELECT operator, player_id, "
-    + ", ".join(ledger.PLAYER_LIMIT_COLUMNS)
-    + f", {ledger.BLOCKED_NOW} AS blocked_now FROM croupier.player_limits"
-    " WHERE (operator, player_id) IN (SELECT * FROM " + _unnest(2, ("text", "text")) + ")"
-)
+def _unnest(first: int, types: Sequence[str]) -> str:
+    """Return unnest() over array parameters $first, $first+1, ... of the given element types."""
+    return "unnest(" + ", ".join(f"${first + n}::{t}[]" for n, t in enumerate(types)) + ")"
 
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
@@ -280,87 +287,135 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
+_KEY = "provider, scope, kind, external_id"
+_ROUND_KEY = "provider, operator, player_id, round_id"
+_ROUND_OPENERS = ("text",) * 6 + ("boolean",) + ("text",) * 3
+# One statement reads and locks everything a batch's decisions depend on: which keys exist, its
+# rounds (opening the new ones), its accounts and its bettors' own limits. Rows are locked in key
+# order, so batches of two nodes rarely deadlock (and a deadlock only runs the batch again).
+_PREFETCH = f"""
+WITH existing AS (
+    SELECT o.provider, o.scope, o.kind, o.external_id FROM croupier.operations o
+    JOIN {_unnest(1, ("text",) * 4)} AS k ({_KEY}) USING ({_KEY})
+), openers AS (
+    -- A round is opened by its first operation that is new: a repeat opens nothing.
+    SELECT DISTINCT ON ({_ROUND_KEY}) {_ROUND_KEY}, game_id, currency, ends_when_settled
+    FROM {_unnest(5, _ROUND_OPENERS)} WITH ORDINALITY
+        AS v ({_ROUND_KEY}, game_id, currency, ends_when_settled, scope, kind, external_id, ord)
+    WHERE (provider, scope, kind, external_id) NOT IN (SELECT * FROM existing)
+    ORDER BY {_ROUND_KEY}, ord
+), opened AS (
+    INSERT INTO croupier.rounds ({_ROUND_KEY}, game_id, currency, ends_when_settled)
+    SELECT * FROM openers
+    ON CONFLICT ({_ROUND_KEY}) DO UPDATE SET state = rounds.state
+    RETURNING *
+), locked AS (
+    SELECT r.* FROM croupier.rounds r
+    JOIN {_unnest(15, ("text",) * 4)} AS k ({_ROUND_KEY}) USING ({_ROUND_KEY})
+    WHERE (r.provider, r.operator, r.player_id, r.round_id) NOT IN (SELECT {_ROUND_KEY} FROM opened)
+    ORDER BY {", ".join("r." + c.strip() for c in _ROUND_KEY.split(","))}
+    FOR UPDATE OF r
+), accounts AS (
+    SELECT a.operator, a.player_id, a.currency, a.balance_minor, a.blocked FROM croupier.accounts a
+    JOIN {_unnest(19, ("text",) * 3)} AS k (operator, player_id, currency)
+        USING (operator, player_id, currency)
+    ORDER BY a.operator, a.player_id, a.currency
+    FOR UPDATE OF a
+), limits AS (
+    SELECT l.operator, l.player_id, {", ".join("l." + c for c in ledger.PLAYER_LIMIT_COLUMNS)},
+        {ledger.BLOCKED_NOW.replace("block", "l.block")} AS blocked_now
+    FROM croupier.player_limits l
+    JOIN {_unnest(22, ("text",) * 2)} AS k (operator, player_id) USING (operator, player_id)
+)
+SELECT
+    (SELECT coalesce(json_agg(existing), '[]') FROM existing) AS existing,
+    (SELECT coalesce(json_agg(opened), '[]') FROM opened) AS opened,
+    (SELECT coalesce(json_agg(locked), '[]') FROM locked) AS locked,
+    (SELECT coalesce(json_agg(accounts), '[]') FROM accounts) AS accounts,
+    (SELECT coalesce(json_agg(limits), '[]') FROM limits) AS limits
+"""
+
+
 async def _prefetch(conn: Connection, items: Sequence[Item]) -> Snapshot:
-    """Read and lock every row the batch's decisions depend on, four statements for the lot."""
+    """Read and lock every row the batch's decisions depend on, in one statement."""
     keys = sorted({op_key(i.op) for i in items})
-    existing = {tuple(r) for r in await conn.fetch(_EXISTING, *_columns(keys, 4))}
-    # A repeat opens nothing: its replay (or mismatch) must leave the rounds as they are.
-    opening = {round_key(i.op): i for i in items if i.creates_round() and op_key(i.op) not in existing}
-    rows: list[asyncpg.Record] = []
-    if opening:
-        values = [
-            (*key, i.op.game_id, i.op.currency, i.caps.rounds_end_when_bets_settled)
-            for key, i in sorted(opening.items())
-        ]
-        rows += await conn.fetch(_OPEN_ROUNDS, *_columns(values, 7))
-    others = sorted({round_key(i.op) for i in items} - opening.keys())
-    if others:
-        rows += await conn.fetch(_LOCK_ROUNDS, *_columns(others, 4))
-    rounds = {(r["provider"], r["operator"], r["player_id"], r["round_id"]): dict(r) for r in rows}
-    accounts_keys = sorted({account_key(i.op) for i in items})
-    accounts = {
-        (r["operator"], r["player_id"], r["currency"]): dict(r)
-        for r in await conn.fetch(_LOCK_ACCOUNTS, *_columns(accounts_keys, 3))
-    }
+    openers = [
+        (
+            *round_key(i.op),
+            i.op.game_id,
+            i.op.currency,
+            i.caps.rounds_end_when_bets_settled,
+            *op_key(i.op)[1:],
+        )
+        for i in items
+        if i.creates_round()
+    ]
+    round_keys = sorted({round_key(i.op) for i in items})
+    account_keys = sorted({account_key(i.op) for i in items})
     bettors = sorted({(i.op.operator, i.op.player_id) for i in items if i.op.kind is Kind.DEBIT})
-    player_limits = {}
-    if bettors:
-        player_limits = {
-            (r["operator"], r["player_id"]): r
-            for r in await conn.fetch(_PLAYER_LIMITS, *_columns(bettors, 2))
-        }
-    return Snapshot(existing, rounds, accounts, player_limits)  # type: ignore[arg-type]
+    row = await conn.fetchrow(
+        _PREFETCH,
+        *_columns(keys, 4),
+        *_columns(openers, 10),
+        *_columns(round_keys, 4),
+        *_columns(account_keys, 3),
+        *_columns(bettors, 2),
+    )
+    assert row is not None
+    rounds = {
+        (r["provider"], r["operator"], r["player_id"], r["round_id"]): r
+        for part in ("opened", "locked")
+        for r in orjson.loads(row[part])
+    }
+    return Snapshot(
+        existing={
+            (e["provider"], e["scope"], e["kind"], e["external_id"]) for e in orjson.loads(row["existing"])
+        },
+        rounds=rounds,
+        accounts={(a["operator"], a["player_id"], a["currency"]): a for a in orjson.loads(row["accounts"])},
+        player_limits={(x["operator"], x["player_id"]): x for x in orjson.loads(row["limits"])},
+    )
 
 
 _OP_COLUMNS = (*ledger.OPERATION_COLUMNS, "reason", "balance_minor")
-_OP_TYPES = (
-    "uuid",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "bigint",
-    "text",
-    "text",
-    "text",
-    "text",
-    "text",
-    "bytea",
-    "text",
-    "text",
-    "text",
-    "bigint",
+_OP_TYPES = ("uuid",) + ("text",) * 7 + ("bigint",) + ("text",) * 5 + ("bytea",) + ("text",) * 3 + ("bigint",)
+_ENTRY_TYPES = ("text",) * 4 + ("bigint",)
+_ROUND_TYPES = ("text",) * 4 + ("integer", "integer", "bigint", "integer", "bigint", "text")
+_E = 1 + len(_OP_COLUMNS)
+_A = _E + len(_ENTRY_TYPES)
+_R = _A + 4
+# One statement writes the decided operations (their keys: a key taken meanwhile is simply not
+# returned), their entries, and the accounts' and rounds' new values.
+_WRITE = f"""
+WITH ops AS (
+    INSERT INTO croupier.operations ({", ".join(_OP_COLUMNS)})
+    SELECT {", ".join(_OP_COLUMNS)}
+    FROM {_unnest(1, _OP_TYPES)} WITH ORDINALITY AS v ({", ".join(_OP_COLUMNS)}, ord)
+    ORDER BY ord
+    ON CONFLICT ({_KEY}) DO NOTHING
+    RETURNING id, {_KEY}, operator, player_id, currency, created_at
+), entries AS (
+    INSERT INTO croupier.entries (operation_id, operator, player_id, currency, amount_minor)
+    SELECT ops.id, ops.operator, ops.player_id, ops.currency, e.amount_minor
+    FROM {_unnest(_E, _ENTRY_TYPES)} WITH ORDINALITY AS e ({_KEY}, amount_minor, ord)
+    JOIN ops USING ({_KEY})
+    ORDER BY e.ord
+), accounts AS (
+    UPDATE croupier.accounts a SET balance_minor = v.balance_minor
+    FROM {_unnest(_A, ("text", "text", "text", "bigint"))} AS v (operator, player_id, currency, balance_minor)
+    WHERE a.operator = v.operator AND a.player_id = v.player_id AND a.currency = v.currency
+), rounds AS (
+    UPDATE croupier.rounds r SET bets_count = v.bets_count, live_bets = v.live_bets,
+        bets_minor = v.bets_minor, wins_count = v.wins_count, wins_minor = v.wins_minor,
+        state = v.state,
+        closed_at = CASE WHEN v.state = 'closed' THEN coalesce(r.closed_at, now()) ELSE r.closed_at END
+    FROM {_unnest(_R, _ROUND_TYPES)}
+        AS v ({_ROUND_KEY}, bets_count, live_bets, bets_minor, wins_count, wins_minor, state)
+    WHERE r.provider = v.provider AND r.operator = v.operator AND r.player_id = v.player_id
+        AND r.round_id = v.round_id
 )
-_INSERT_OPS = (
-    f"INSERT INTO croupier.operations ({', '.join(_OP_COLUMNS)}) SELECT * FROM "
-    + _unnest(len(_OP_COLUMNS), _OP_TYPES)
-    + " ON CONFLICT (provider, scope, kind, external_id) DO NOTHING"
-    " RETURNING id, provider, scope, kind, external_id, created_at"
-)
-_INSERT_ENTRIES = (
-    "INSERT INTO croupier.entries (operation_id, operator, player_id, currency, amount_minor)"
-    " SELECT * FROM " + _unnest(5, ("bigint", "text", "text", "text", "bigint"))
-)
-_UPDATE_ACCOUNTS = (
-    "UPDATE croupier.accounts a SET balance_minor = v.balance_minor FROM "
-    + _unnest(4, ("text", "text", "text", "bigint"))
-    + " AS v (operator, player_id, currency, balance_minor)"
-    " WHERE a.operator = v.operator AND a.player_id = v.player_id AND a.currency = v.currency"
-)
-_UPDATE_ROUNDS = (
-    "UPDATE croupier.rounds r SET bets_count = v.bets_count, live_bets = v.live_bets,"
-    " bets_minor = v.bets_minor, wins_count = v.wins_count, wins_minor = v.wins_minor, state = v.state,"
-    " closed_at = CASE WHEN v.state = 'closed' THEN coalesce(r.closed_at, now()) ELSE r.closed_at END"
-    " FROM "
-    + _unnest(10, ("text",) * 4 + ("integer", "integer", "bigint", "integer", "bigint", "text"))
-    + " AS v (provider, operator, player_id, round_id, bets_count, live_bets, bets_minor, wins_count,"
-    " wins_minor, state)"
-    " WHERE r.provider = v.provider AND r.operator = v.operator AND r.player_id = v.player_id"
-    " AND r.round_id = v.round_id"
-)
+SELECT {_KEY}, created_at FROM ops
+"""
 
 
 async def _write(conn: Connection, decisions: Sequence[Decision], snap: Snapshot) -> list[datetime]:
@@ -373,25 +428,19 @@ async def _write(conn: Connection, decisions: Sequence[Decision], snap: Snapshot
         )
         for d in decisions
     ]
-    inserted = await conn.fetch(_INSERT_OPS, *_columns(rows, len(_OP_COLUMNS)))
+    entries = [(*op_key(d.item.op), d.entry_minor) for d in decisions if d.entry_minor is not None]
+    balances = [(*key, snap.accounts[key]["balance_minor"]) for key in sorted(snap.touched_accounts)]
+    counters = [(*key, *(snap.rounds[key][f] for f in ROUND_FIELDS)) for key in sorted(snap.touched_rounds)]
+    inserted = await conn.fetch(
+        _WRITE,
+        *_columns(rows, len(_OP_COLUMNS)),
+        *_columns(entries, len(_ENTRY_TYPES)),
+        *_columns(balances, 4),
+        *_columns(counters, len(_ROUND_TYPES)),
+    )
     if len(inserted) != len(rows):
-        # Another transaction took one of these keys after the prefetch: decide the batch again.
+        # Another transaction took one of these keys after the prefetch: the batch's decisions
+        # (and what this statement wrote) are void, and the batch is decided again.
         raise KeyTakenError(f"{len(rows) - len(inserted)} of {len(rows)} keys were taken meanwhile")
-    by_key = {(r["provider"], r["scope"], r["kind"], r["external_id"]): r for r in inserted}
-    stored = [by_key[op_key(d.item.op)] for d in decisions]
-    entries = [
-        (row["id"], d.item.op.operator, d.item.op.player_id, d.item.op.currency, d.entry_minor)
-        for d, row in zip(decisions, stored, strict=True)
-        if d.entry_minor is not None
-    ]
-    if entries:
-        await conn.execute(_INSERT_ENTRIES, *_columns(entries, 5))
-    if snap.touched_accounts:
-        balances = [(*key, snap.accounts[key]["balance_minor"]) for key in sorted(snap.touched_accounts)]
-        await conn.execute(_UPDATE_ACCOUNTS, *_columns(balances, 4))
-    if snap.touched_rounds:
-        counters = [
-            (*key, *(snap.rounds[key][f] for f in ROUND_FIELDS)) for key in sorted(snap.touched_rounds)
-        ]
-        await conn.execute(_UPDATE_ROUNDS, *_columns(counters, 10))
-    return [row["created_at"] for row in stored]
+    created = {(r["provider"], r["scope"], r["kind"], r["external_id"]): r["created_at"] for r in inserted}
+    return [created[op_key(d.item.op)] for d in decisions]

@@ -13,6 +13,7 @@ import orjson
 from wallet import ledger
 from wallet.backends.base import OperatorWallet
 from wallet.db import Connection
+from wallet.engine import Engine, Outcome
 from wallet.errors import Reason, RejectedError, UnavailableError
 from wallet.metrics import Metrics
 from wallet.operations import (
@@ -127,7 +128,7 @@ class Forwarder:
 
     async def forward(
         self,
-        pool: asyncpg.Pool,
+        engine: Engine,
         policy: OperatorPolicy,
         backend: OperatorWallet,
         op_id: int,
@@ -141,17 +142,23 @@ class Forwarder:
             reply: Reply | None = await backend.transfer(None, transfer, deadline_s)
         except UnavailableError:
             reply = None
-        async with pool.acquire() as conn, conn.transaction():
+
+        async def record(conn: Connection) -> Outcome:
             row = await ledger.lock_operation(conn, op_id)
             if row["state"] != State.PENDING.value:
-                outcome = self._from_row(row)
+                answer = self._from_row(row)
             elif is_debit:
-                outcome = await self._settle_debit(conn, op_id, transfer, reply)
+                answer = await self._settle_debit(conn, op_id, transfer, reply)
             else:
-                outcome = await self._settle_owed(conn, policy, row, transfer, reply)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
+                answer = await self._settle_owed(conn, policy, row, transfer, reply)
+            return Outcome(error=answer) if isinstance(answer, Exception) else Outcome(result=answer)
+
+        # The answers of many requests share the engine's commit, as their intents did.
+        outcome = await engine.run(record)
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.result is not None
+        return outcome.result
 
     async def _settle_debit(
         self, conn: Connection, op_id: int, transfer: Transfer, reply: Reply | None

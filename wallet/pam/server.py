@@ -11,6 +11,8 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from wallet.db import Connection
+from wallet.engine import Engine, Outcome
 from wallet.pam import store
 from wallet.pam.settings import PamSettings
 from wallet.pam.store import Money, OpType, Status, UnknownCurrencyError
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 PAM_SETTINGS = web.AppKey("pam_settings", PamSettings)
 PAM_VERIFIER = web.AppKey("pam_verifier", Verifier)
 PAM_POOL = web.AppKey("pam_pool", asyncpg.Pool)
+PAM_ENGINE = web.AppKey("pam_engine", Engine)
 
 UNSIGNED_PATHS = frozenset({"/livez"})
 CURRENCY_CODE = re.compile(r"[A-Z0-9]{3,6}")
@@ -63,7 +66,12 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     """Open the pool (migrating the schema first) for the application's lifetime."""
     pool = await store.open_pool(app[PAM_SETTINGS].database_url)
     app[PAM_POOL] = pool
+    # Money requests share commits, as the gateway's do: one writer, a short window.
+    engine = Engine(pool)
+    app[PAM_ENGINE] = engine
+    engine.start()
     yield
+    await engine.stop()
     await pool.close()
 
 
@@ -182,7 +190,14 @@ def _money_view(op: OpType) -> Handler:
         data = await _body(request)
         request_id = _text(data, "request_id")
         money = _money(data, op)
-        answer = await store.apply_money(request.app[PAM_POOL], money)
+
+        async def apply(conn: Connection) -> Outcome:
+            return Outcome(value=await store.apply_money_in(conn, money))
+
+        outcome = await request.app[PAM_ENGINE].run(apply)
+        if outcome.error is not None:
+            raise outcome.error
+        answer: store.Answer = outcome.value
         return _json(
             {
                 "status": answer.status,

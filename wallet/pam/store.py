@@ -10,17 +10,14 @@ import asyncpg
 import iso4217
 import orjson
 
-from wallet.db import create_pool
+from wallet.db import Connection, create_pool
 from wallet.migrate import migrate
 from wallet.operations import ReplyStatus
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from asyncpg.pool import PoolConnectionProxy
-
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
-Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 OpType = Literal["debit", "credit", "rollback"]
 
 ISO_CURRENCIES = frozenset(currency.value for currency in iso4217.Currency)
@@ -186,27 +183,32 @@ async def balance(pool: Pool, player_id: str, currency: str) -> Answer:
 
 async def apply_money(pool: Pool, money: Money) -> Answer:
     """Apply a debit, credit or rollback exactly once, or replay the answer it got before."""
-    digest = money.digest()
     async with pool.acquire() as conn, conn.transaction():
-        if (
-            money.currency not in ISO_CURRENCIES
-            and await conn.fetchval(_HOLDS_CURRENCY, money.player_id, money.currency) is None
-        ):
-            raise UnknownCurrencyError(f"unknown currency {money.currency!r}")
-        # Claim the id first: a concurrent copy blocks on the primary key until this commits,
-        # then finds the row and replays it.
-        claimed = await conn.fetchval(
-            _INSERT, *_row(money, money.transaction_id, money.op), digest, "applied", Status.OK
-        )
-        if claimed is None:
-            return await _replay(conn, money, digest)
-        outcome = await (_rollback if money.op == "rollback" else _transfer)(conn, money)
-        state = "applied" if outcome.status is Status.OK else "rejected"
-        await conn.execute(
-            _SETTLE, money.transaction_id, state, outcome.status,
-            outcome.balance_minor, outcome.amount_minor,
-        )  # fmt: skip
-        return Answer(outcome.status, outcome.currency, outcome.balance_minor)
+        return await apply_money_in(conn, money)
+
+
+async def apply_money_in(conn: Connection, money: Money) -> Answer:
+    """Apply money inside the caller's transaction (the server's batch shares one commit)."""
+    digest = money.digest()
+    if (
+        money.currency not in ISO_CURRENCIES
+        and await conn.fetchval(_HOLDS_CURRENCY, money.player_id, money.currency) is None
+    ):
+        raise UnknownCurrencyError(f"unknown currency {money.currency!r}")
+    # Claim the id first: a concurrent copy blocks on the primary key until this commits,
+    # then finds the row and replays it.
+    claimed = await conn.fetchval(
+        _INSERT, *_row(money, money.transaction_id, money.op), digest, "applied", Status.OK
+    )
+    if claimed is None:
+        return await _replay(conn, money, digest)
+    outcome = await (_rollback if money.op == "rollback" else _transfer)(conn, money)
+    state = "applied" if outcome.status is Status.OK else "rejected"
+    await conn.execute(
+        _SETTLE, money.transaction_id, state, outcome.status,
+        outcome.balance_minor, outcome.amount_minor,
+    )  # fmt: skip
+    return Answer(outcome.status, outcome.currency, outcome.balance_minor)
 
 
 async def list_transactions(
