@@ -55,9 +55,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             final = dataclasses.replace(ready, database_url=url)
         else:
             final = ready
+        host, port = args.host or final.host, args.port or final.port
+        if args.workers > 1:
+            from gateway.workers import serve_workers  # noqa: PLC0415
+
+            return serve_workers(final, host, port, args.workers)
         if uvloop is not None:
             uvloop.install()
-        web.run_app(create_app(final), host=args.host or final.host, port=args.port or final.port)
+        web.run_app(create_app(final), host=host, port=port)
     return 0
 
 
@@ -149,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="TOML settings (default: $CROUPIER_CONFIG or config/croupier.toml)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gateway processes sharing the port (SO_REUSEPORT), one engine each",
+    )
     serve.set_defaults(func=cmd_serve)
     pam = sub.add_parser("pam", help="run the reference operator wallet")
     pam.add_argument("--host", default="127.0.0.1")

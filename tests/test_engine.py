@@ -60,9 +60,12 @@ async def test_a_win_after_its_bet_in_the_same_batch_is_paid(harness: Harness):
     gw = await harness.gateway("ledger")
     await gw.open_player("p1")
     outcomes = await at_once(gw, [bet("d1", 250), win("c1", 500), win("c-none", 100, round_id="r-none")])
-    assert isinstance(outcomes[0], Result) and outcomes[0].balance_minor == OPENING_MINOR - 250
-    assert isinstance(outcomes[1], Result) and outcomes[1].balance_minor == OPENING_MINOR + 250
-    assert isinstance(outcomes[2], RejectedError) and outcomes[2].reason.value == "bet_not_found"
+    assert isinstance(outcomes[0], Result)
+    assert outcomes[0].balance_minor == OPENING_MINOR - 250
+    assert isinstance(outcomes[1], Result)
+    assert outcomes[1].balance_minor == OPENING_MINOR + 250
+    assert isinstance(outcomes[2], RejectedError)
+    assert outcomes[2].reason.value == "bet_not_found"
     round_ = await gw.pool.fetchrow("SELECT * FROM croupier.rounds WHERE round_id = 'r1'")
     assert (round_["bets_count"], round_["bets_minor"], round_["wins_count"], round_["wins_minor"]) == (
         1,
@@ -79,9 +82,12 @@ async def test_a_repeat_in_the_same_batch_replays_the_first(harness: Harness):
     gw = await harness.gateway("ledger")
     await gw.open_player("p1")
     first, copy, other = await at_once(gw, [bet("d1", 250), bet("d1", 250), bet("d2", 100)])
-    assert isinstance(first, Result) and not first.replay
-    assert isinstance(copy, Result) and copy.replay
-    assert isinstance(other, Result) and other.balance_minor == OPENING_MINOR - 350
+    assert isinstance(first, Result)
+    assert not first.replay
+    assert isinstance(copy, Result)
+    assert copy.replay
+    assert isinstance(other, Result)
+    assert other.balance_minor == OPENING_MINOR - 350
     assert await gw.entries() == [-250, -100]
     assert await gw.assert_books() == OPENING_MINOR - 350
 
@@ -101,7 +107,8 @@ async def test_a_failing_operation_fails_alone(harness: Harness):
     )
     ops = [bet("ok1", 100, player="p1"), bet("poison", 100, player="p2"), bet("ok2", 100, player="p3")]
     outcomes = await at_once(gw, ops)
-    assert isinstance(outcomes[0], Result) and isinstance(outcomes[2], Result)
+    assert isinstance(outcomes[0], Result)
+    assert isinstance(outcomes[2], Result)
     assert not isinstance(outcomes[1], Result)
     stored = await gw.pool.fetch("SELECT external_id FROM croupier.operations ORDER BY external_id")
     assert [r["external_id"] for r in stored] == ["ok1", "ok2"]
@@ -118,7 +125,8 @@ async def test_two_nodes_racing_the_same_keys_apply_each_once(harness: Harness):
     ops = [bet(f"d{n}", 100, round_id=f"r{n % 3}") for n in range(30)]
     a, b = await asyncio.gather(at_once(first, ops), at_once(second, ops))
     for x, y in zip(a, b, strict=True):
-        assert isinstance(x, Result) and isinstance(y, Result)
+        assert isinstance(x, Result)
+        assert isinstance(y, Result)
         assert x.transaction_id == y.transaction_id
         assert x.replay != y.replay  # one node applied it, the other answered its replay
     assert await first.pool.fetchval("SELECT count(*) FROM croupier.entries WHERE kind = 'operation'") == 30
