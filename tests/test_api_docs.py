@@ -33,6 +33,7 @@ WALLET_SPEC_PATH = ROOT / "docs" / "openapi" / "operator-wallet-v1.yaml"
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 PROBLEM_REF = "#/components/schemas/Problem"
 
+
 @cache
 def document(path: Path = SPEC_PATH) -> dict[str, Any]:
     """Return an OpenAPI document as plain data."""

@@ -19,7 +19,7 @@ from wallet.errors import (
     RejectedError,
     UnavailableError,
 )
-from wallet.forwarding import Forwarder, transfer_payload
+from wallet.forwarding import Forwarder
 from wallet.metrics import Metrics
 from wallet.money import CurrencyTable, UnknownCurrencyError
 from wallet.operations import (
@@ -29,6 +29,8 @@ from wallet.operations import (
     State,
     Transfer,
     TransferType,
+    transfer_for,
+    transfer_payload,
     with_balance,
 )
 from wallet.policy import Capabilities, OperatorPolicy
@@ -192,7 +194,7 @@ class Wallet:
             player = limits.for_bet(policy, op, bet_round)
             rules.check_debit(op, policy, bet_round, player)
             await limits.check_loss(conn, op, op_id, player)
-            return self._transfer(op, TransferType.DEBIT, op.amount_minor or 0)
+            return transfer_for(op, TransferType.DEBIT, op.amount_minor or 0)
         if op.kind is Kind.CREDIT:
             create = not rules.credit_needs_bet(op, caps)
             round_ = await ledger.lock_round(
@@ -214,7 +216,7 @@ class Wallet:
                 "win",
                 op.amount_minor or 0,
             )
-            return self._transfer(op, TransferType.CREDIT, op.amount_minor or 0, game_id=game_id)
+            return transfer_for(op, TransferType.CREDIT, op.amount_minor or 0, game_id=game_id)
         if op.kind is Kind.ROLLBACK:
             return await self._plan_rollback(conn, op, caps)
         round_ = await ledger.lock_round(conn, op, op.round_id, create=True)
@@ -275,7 +277,7 @@ class Wallet:
             target["amount_minor"],
         )
         reverses = TransferType.DEBIT if target_kind is Kind.DEBIT else TransferType.CREDIT
-        return self._transfer(
+        return transfer_for(
             op,
             TransferType.ROLLBACK,
             target["amount_minor"],
@@ -301,32 +303,6 @@ class Wallet:
         if await ledger.unsettled_in_round(conn, op, round_id, kind, queued=queued):
             raise InProgressError(f"a {kind.value} of this round is still in progress") from refusal
         raise refusal
-
-    @staticmethod
-    def _transfer(
-        op: Operation,
-        type_: TransferType,
-        amount_minor: int,
-        *,
-        round_id: str | None = None,
-        game_id: str | None = None,
-        reference: str | None = None,
-        reverses: TransferType | None = None,
-    ) -> Transfer:
-        return Transfer(
-            type=type_,
-            transaction_id=str(op.transaction_id),
-            provider=op.provider,
-            operator=op.operator,
-            player_id=op.player_id,
-            currency=op.currency,
-            amount_minor=amount_minor,
-            round_id=round_id or op.round_id,
-            game_id=game_id or op.game_id,
-            credit_kind=op.credit_kind if type_ is TransferType.CREDIT else None,
-            reference_transaction_id=reference,
-            reverses=reverses,
-        )
 
     async def _is_tombstone(self, conn: Connection, op: Operation) -> bool:
         if op.kind is not Kind.ROLLBACK or op.reference_kind is not Kind.DEBIT:

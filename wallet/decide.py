@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wallet import limits, rules
-from wallet.errors import Reason, RejectedError
-from wallet.operations import Kind, Operation, Reply, ReplyStatus, State
+from wallet.errors import InProgressError, Reason, RejectedError, WalletError
+from wallet.operations import Kind, Operation, Reply, ReplyStatus, State, Transfer, TransferType, transfer_for
 from wallet.policy import Capabilities, OperatorPolicy
 
 OpKey = tuple[str, str, str, str]
@@ -43,6 +43,9 @@ class Item:
     op: Operation
     caps: Capabilities
     policy: OperatorPolicy
+    # True for Croupier's own ledger (money moves in the batch), False for a seamless operator
+    # (the batch stores the intent and its outbox row; the operator is called after the commit).
+    in_database: bool = True
 
     def creates_round(self) -> bool:
         """Return whether this operation opens its round if the round is new."""
@@ -57,6 +60,8 @@ class Snapshot:
     rounds: dict[RoundKey, dict[str, Any]]
     accounts: dict[AccountKey, dict[str, Any]]
     player_limits: Mapping[PlayerKey, Mapping[str, Any]]
+    # Rounds with a bet still in flight at the operator, and in which state (pending or queued).
+    unsettled: set[tuple[RoundKey, str]] = field(default_factory=set)
     touched_rounds: set[RoundKey] = field(default_factory=set)
     touched_accounts: set[AccountKey] = field(default_factory=set)
 
@@ -74,9 +79,21 @@ class Decision:
     # The signed ledger entry of an applied operation.
     entry_minor: int | None = None
     message: str = ""
+    # A seamless intent: the call the operator gets after the commit, and its outbox row's action.
+    transfer: Transfer | None = None
+    outbox_action: str | None = None
+    # A refusal that waits on an operation in flight: answered retryable, and nothing is stored.
+    in_progress: bool = False
 
-    def error(self) -> RejectedError:
+    @property
+    def stored(self) -> bool:
+        """Return whether the decision writes the operation's row."""
+        return not self.in_progress
+
+    def error(self) -> WalletError:
         """Return the refusal to answer for a rejected operation."""
+        if self.in_progress:
+            return InProgressError(self.message)
         assert self.reason is not None
         return RejectedError(self.reason, self.message or self.reason.value, self.balance_minor)
 
@@ -88,7 +105,8 @@ def decide(items: Sequence[Item], snap: Snapshot) -> list[Decision]:
         decision = _decide_one(item, snap)
         if decision is None:
             break
-        snap.existing.add(op_key(item.op))
+        if decision.stored:
+            snap.existing.add(op_key(item.op))
         decided.append(decision)
     return decided
 
@@ -101,14 +119,14 @@ def _decide_one(item: Item, snap: Snapshot) -> Decision | None:
     if op_key(op) in snap.existing:
         return None
     account = snap.accounts.get(account_key(op))
-    if account is None:
+    if item.in_database and account is None:
         return None
     if op.kind is Kind.DEBIT:
         return _debit(item, snap, account)
     return _credit(item, snap, account)
 
 
-def _debit(item: Item, snap: Snapshot, account: dict[str, Any]) -> Decision | None:
+def _debit(item: Item, snap: Snapshot, account: dict[str, Any] | None) -> Decision | None:
     op, policy = item.op, item.policy
     round_ = snap.rounds[round_key(op)]
     row = snap.player_limits.get((op.operator, op.player_id))
@@ -125,6 +143,10 @@ def _debit(item: Item, snap: Snapshot, account: dict[str, Any]) -> Decision | No
     except RejectedError as exc:
         return _refused(item, exc, account)
     amount = op.amount_minor or 0
+    if account is None:
+        # Seamless: the bet counts in its round only once the operator has taken it.
+        snap.unsettled.add((round_key(op), State.PENDING.value))
+        return _intent(item, transfer_for(op, TransferType.DEBIT, amount), "cancel_debit")
     balance = int(account["balance_minor"])
     if account["blocked"]:
         return _declined(item, Reply(ReplyStatus.PLAYER_BLOCKED, balance))
@@ -139,15 +161,30 @@ def _debit(item: Item, snap: Snapshot, account: dict[str, Any]) -> Decision | No
     return _applied(item, balance - amount, -amount)
 
 
-def _credit(item: Item, snap: Snapshot, account: dict[str, Any]) -> Decision | None:
+def _credit(item: Item, snap: Snapshot, account: dict[str, Any] | None) -> Decision | None:
     op, caps = item.op, item.caps
     round_ = snap.rounds.get(round_key(op))
     try:
         rules.check_credit(op, caps, round_)
     except RejectedError as exc:
+        # A refusal for want of a bet is final only once the round's bets have settled.
+        states = (
+            {State.PENDING.value, State.QUEUED.value} if item.policy.answer_after_operator else {"pending"}
+        )
+        if any((round_key(op), state) in snap.unsettled for state in states):
+            return Decision(
+                item, State.PENDING, in_progress=True, message="a debit of this round is in progress"
+            )
         return _refused(item, exc, account)
     assert round_ is not None, "a credit with no round is refused or opens one"
     amount = op.amount_minor or 0
+    if account is None:
+        # Seamless: a credit counts in its round when taken, so a rollback racing it sees a win.
+        round_["wins_count"] += 1
+        round_["wins_minor"] += amount
+        snap.touched_rounds.add(round_key(op))
+        game_id = op.game_id or round_.get("game_id")
+        return _intent(item, transfer_for(op, TransferType.CREDIT, amount, game_id=game_id), "credit")
     balance = int(account["balance_minor"]) + amount
     account["balance_minor"] = balance
     round_["wins_count"] += 1
@@ -173,9 +210,16 @@ def _applied(item: Item, balance_minor: int, entry_minor: int) -> Decision:
     return Decision(item, State.APPLIED, None, balance_minor, balance_minor, entry_minor)
 
 
-def _refused(item: Item, exc: RejectedError, account: Mapping[str, Any]) -> Decision:
+def _intent(item: Item, transfer: Transfer, action: str) -> Decision:
+    """Store a seamless operation as pending, with the outbox row that finishes it if we die."""
+    return Decision(item, State.PENDING, transfer=transfer, outbox_action=action)
+
+
+def _refused(item: Item, exc: RejectedError, account: Mapping[str, Any] | None) -> Decision:
     """Refuse for a rule: stored with the rule's balance, answered with the current one."""
-    current = exc.balance_minor if exc.balance_minor is not None else int(account["balance_minor"])
+    # A seamless operator's current balance is asked of it after the commit (balance None).
+    held = int(account["balance_minor"]) if account is not None else None
+    current = exc.balance_minor if exc.balance_minor is not None else held
     return Decision(item, State.REJECTED, exc.reason, exc.balance_minor, current, message=str(exc))
 
 

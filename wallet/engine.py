@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -26,16 +26,18 @@ import orjson
 
 from wallet import ledger
 from wallet.backends.ledger import LedgerWallet
+from wallet.backends.seamless import SeamlessWallet
 from wallet.db import Connection
 from wallet.decide import ROUND_FIELDS, Decision, Item, Snapshot, account_key, decide, op_key, round_key
+from wallet.errors import InProgressError
 from wallet.metrics import Metrics
-from wallet.operations import Kind, Operation, Result, State
+from wallet.operations import Kind, Operation, Result, State, transfer_payload
 from wallet.policy import Capabilities, OperatorPolicy
 
 log = logging.getLogger(__name__)
 
 # A batch that loses a race (a deadlock between nodes, a key taken meanwhile) is run again.
-RACE_RETRIES = 5
+RACE_RETRIES = 8
 _RACES = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
@@ -80,7 +82,7 @@ class Job:
         return (
             self.op is not None
             and self.op.kind in (Kind.DEBIT, Kind.CREDIT)
-            and isinstance(self.backend, LedgerWallet)
+            and isinstance(self.backend, LedgerWallet | SeamlessWallet)
         )
 
 
@@ -188,12 +190,17 @@ class Engine:
     async def _apply(self, jobs: Sequence[Job]) -> None:
         """Apply a batch and hand each job its outcome; a failing batch is split so only the culprit fails."""
         started = time.perf_counter()
-        for _attempt in range(RACE_RETRIES):
+        for attempt in range(RACE_RETRIES):
             try:
-                outcomes = await self._transaction(jobs)
+                # The last try of a lone operation takes the one-by-one path, whose claim waits
+                # on the UNIQUE key itself: two nodes' batches cannot keep voiding each other.
+                set_based = not (len(jobs) == 1 and attempt == RACE_RETRIES - 1)
+                outcomes = await self._transaction(jobs, set_based=set_based)
                 break
             except (*_RACES, KeyTakenError) as exc:
                 log.debug("ledger batch of %d lost a race, running it again: %s", len(jobs), exc)
+                # A little jitter, so two nodes' batches do not meet again in step.
+                await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))  # noqa: S311
             except Exception as exc:  # noqa: BLE001 -- the writer must outlive any one bad operation
                 if len(jobs) == 1:
                     _resolve(jobs[0], Outcome(error=exc))
@@ -207,7 +214,10 @@ class Engine:
                 for job in jobs:
                     await self._apply([job])
                 return
-            _resolve(jobs[0], Outcome(error=asyncpg.DeadlockDetectedError("the batch kept losing races")))
+            # Nothing was stored for it: the provider's retry is decided afresh, like any in-progress answer.
+            _resolve(
+                jobs[0], Outcome(error=InProgressError("the operation kept meeting concurrent ones; retry"))
+            )
             return
         if self.metrics is not None:
             self.metrics.engine_batch_size.observe(len(jobs))
@@ -215,13 +225,13 @@ class Engine:
         for job, outcome in zip(jobs, outcomes, strict=True):
             _resolve(job, outcome)
 
-    async def _transaction(self, jobs: Sequence[Job]) -> list[Outcome]:
+    async def _transaction(self, jobs: Sequence[Job], *, set_based: bool = True) -> list[Outcome]:
         async with self.pool.acquire() as conn, conn.transaction():
             outcomes: list[Outcome] = []
             i = 0
             while i < len(jobs):
                 end = i
-                while end < len(jobs) and jobs[end].set_based():
+                while set_based and end < len(jobs) and jobs[end].set_based():
                     end += 1
                 if end > i:
                     done = await self._set_based(conn, jobs[i:end])
@@ -251,13 +261,17 @@ class Engine:
 
     async def _set_based(self, conn: Connection, jobs: Sequence[Job]) -> list[Outcome]:
         """Prefetch, decide and write a run of bets and wins; return the outcomes of the decided prefix."""
-        items = [Item(job.op, job.caps, job.policy) for job in jobs if job.op and job.policy]
+        items = [
+            Item(job.op, job.caps, job.policy, in_database=isinstance(job.backend, LedgerWallet))
+            for job in jobs
+            if job.op and job.policy
+        ]
         snap = await _prefetch(conn, items)
         decisions = decide(items, snap)
         if not decisions:
             return []
-        created = await _write(conn, decisions, snap)
-        return [_outcome(d, at) for d, at in zip(decisions, created, strict=True)]
+        stored = await _write(conn, decisions, snap)
+        return [_outcome(d, row) for d, row in zip(decisions, stored, strict=True)]
 
 
 _STOP: Any = object()
@@ -268,13 +282,20 @@ def _resolve(job: Job, outcome: Outcome) -> None:
         job.future.set_result(outcome)
 
 
-def _outcome(decision: Decision, created_at: datetime) -> Outcome:
+def _outcome(decision: Decision, stored: asyncpg.Record | None) -> Outcome:
     op = decision.item.op
+    if stored is None:
+        return Outcome(error=decision.error())
+    if decision.transfer is not None:
+        # A seamless intent is committed: the request now calls the operator.
+        return Outcome(op_id=stored["id"], transfer=decision.transfer)
     if decision.state is State.APPLIED:
-        return Outcome(
-            Result(op.transaction_id, op.currency, decision.balance_minor, processed_at=created_at)
+        result = Result(
+            op.transaction_id, op.currency, decision.balance_minor, processed_at=stored["created_at"]
         )
-    return Outcome(error=decision.error())
+        return Outcome(result)
+    # A seamless operator's refusal for a rule carries its current balance, asked after the commit.
+    return Outcome(error=decision.error(), needs_balance=decision.balance_minor is None)
 
 
 def _unnest(first: int, types: Sequence[str]) -> str:
@@ -321,6 +342,12 @@ WITH existing AS (
         USING (operator, player_id, currency)
     ORDER BY a.operator, a.player_id, a.currency
     FOR UPDATE OF a
+), unsettled AS (
+    -- Bets still in flight at the operator in these rounds: a win that would be refused for want
+    -- of a bet waits for them instead.
+    SELECT DISTINCT o.provider, o.operator, o.player_id, o.round_id, o.state FROM croupier.operations o
+    JOIN {_unnest(15, ("text",) * 4)} AS k ({_ROUND_KEY}) USING ({_ROUND_KEY})
+    WHERE o.state IN ('pending', 'queued') AND o.kind = 'debit'
 ), limits AS (
     SELECT l.operator, l.player_id, {", ".join("l." + c for c in ledger.PLAYER_LIMIT_COLUMNS)},
         {ledger.BLOCKED_NOW.replace("block", "l.block")} AS blocked_now
@@ -332,7 +359,8 @@ SELECT
     (SELECT coalesce(json_agg(opened), '[]') FROM opened) AS opened,
     (SELECT coalesce(json_agg(locked), '[]') FROM locked) AS locked,
     (SELECT coalesce(json_agg(accounts), '[]') FROM accounts) AS accounts,
-    (SELECT coalesce(json_agg(limits), '[]') FROM limits) AS limits
+    (SELECT coalesce(json_agg(limits), '[]') FROM limits) AS limits,
+    (SELECT coalesce(json_agg(unsettled), '[]') FROM unsettled) AS unsettled
 """
 
 
@@ -374,6 +402,10 @@ async def _prefetch(conn: Connection, items: Sequence[Item]) -> Snapshot:
         rounds=rounds,
         accounts={(a["operator"], a["player_id"], a["currency"]): a for a in orjson.loads(row["accounts"])},
         player_limits={(x["operator"], x["player_id"]): x for x in orjson.loads(row["limits"])},
+        unsettled={
+            ((u["provider"], u["operator"], u["player_id"], u["round_id"]), u["state"])
+            for u in orjson.loads(row["unsettled"])
+        },
     )
 
 
@@ -384,6 +416,8 @@ _ROUND_TYPES = ("text",) * 4 + ("integer", "integer", "bigint", "integer", "bigi
 _E = 1 + len(_OP_COLUMNS)
 _A = _E + len(_ENTRY_TYPES)
 _R = _A + 4
+_OUTBOX_TYPES = ("text",) * 4 + ("text", "text", "text", "float8")
+_O = _R + len(_ROUND_TYPES)
 # One statement writes the decided operations (their keys: a key taken meanwhile is simply not
 # returned), their entries, and the accounts' and rounds' new values.
 _WRITE = f"""
@@ -413,22 +447,41 @@ WITH ops AS (
         AS v ({_ROUND_KEY}, bets_count, live_bets, bets_minor, wins_count, wins_minor, state)
     WHERE r.provider = v.provider AND r.operator = v.operator AND r.player_id = v.player_id
         AND r.round_id = v.round_id
+), outbox AS (
+    INSERT INTO croupier.outbox (operation_id, operator, action, payload, due_at)
+    SELECT ops.id, ops.operator, v.action, v.payload::jsonb, now() + make_interval(secs => v.due_s)
+    FROM {_unnest(_O, _OUTBOX_TYPES)} AS v ({_KEY}, operator, action, payload, due_s)
+    JOIN ops USING ({_KEY})
 )
-SELECT {_KEY}, created_at FROM ops
+SELECT id, {_KEY}, created_at FROM ops
 """
 
 
-async def _write(conn: Connection, decisions: Sequence[Decision], snap: Snapshot) -> list[datetime]:
-    """Write the decided operations, their entries, balances and rounds; return each one's time."""
+async def _write(
+    conn: Connection, decisions: Sequence[Decision], snap: Snapshot
+) -> list[asyncpg.Record | None]:
+    """Write the decided operations, their entries, outbox rows, balances and rounds; return the rows."""
+    kept = [d for d in decisions if d.stored]
     rows = [
         (
             *ledger.operation_values(d.item.op, d.state),
             d.reason.value if d.reason is not None else None,
             d.stored_balance_minor,
         )
-        for d in decisions
+        for d in kept
     ]
-    entries = [(*op_key(d.item.op), d.entry_minor) for d in decisions if d.entry_minor is not None]
+    entries = [(*op_key(d.item.op), d.entry_minor) for d in kept if d.entry_minor is not None]
+    outbox = [
+        (
+            *op_key(d.item.op),
+            d.item.op.operator,
+            d.outbox_action,
+            orjson.dumps(transfer_payload(d.transfer)).decode(),
+            d.item.policy.recovery_after_s,
+        )
+        for d in kept
+        if d.transfer is not None
+    ]
     balances = [(*key, snap.accounts[key]["balance_minor"]) for key in sorted(snap.touched_accounts)]
     counters = [(*key, *(snap.rounds[key][f] for f in ROUND_FIELDS)) for key in sorted(snap.touched_rounds)]
     inserted = await conn.fetch(
@@ -437,10 +490,11 @@ async def _write(conn: Connection, decisions: Sequence[Decision], snap: Snapshot
         *_columns(entries, len(_ENTRY_TYPES)),
         *_columns(balances, 4),
         *_columns(counters, len(_ROUND_TYPES)),
+        *_columns(outbox, len(_OUTBOX_TYPES)),
     )
     if len(inserted) != len(rows):
         # Another transaction took one of these keys after the prefetch: the batch's decisions
         # (and what this statement wrote) are void, and the batch is decided again.
         raise KeyTakenError(f"{len(rows) - len(inserted)} of {len(rows)} keys were taken meanwhile")
-    created = {(r["provider"], r["scope"], r["kind"], r["external_id"]): r["created_at"] for r in inserted}
-    return [created[op_key(d.item.op)] for d in decisions]
+    by_key = {(r["provider"], r["scope"], r["kind"], r["external_id"]): r for r in inserted}
+    return [by_key[op_key(d.item.op)] if d.stored else None for d in decisions]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import asdict
-from typing import Any
 
 import asyncpg
 import orjson
@@ -18,13 +16,13 @@ from wallet.errors import Reason, RejectedError, UnavailableError
 from wallet.metrics import Metrics
 from wallet.operations import (
     TRANSACTION_NAMESPACE,
-    CreditKind,
     Reply,
     ReplyStatus,
     Result,
     State,
     Transfer,
     TransferType,
+    transfer_from_payload,
 )
 from wallet.policy import OperatorPolicy
 
@@ -45,20 +43,6 @@ MAX_BACKOFF_S = 300.0
 # Answers that say the request itself was not accepted (our key or our body), not the money:
 # owed money and cancellations are sent again until the operator takes them.
 _NOT_ACCEPTED = frozenset({ReplyStatus.INVALID_SIGNATURE, ReplyStatus.INVALID_REQUEST})
-
-
-def transfer_payload(transfer: Transfer) -> dict[str, Any]:
-    """Return a transfer as the JSON the outbox stores."""
-    return {k: (v.value if hasattr(v, "value") else v) for k, v in asdict(transfer).items()}
-
-
-def transfer_from_payload(payload: dict[str, Any]) -> Transfer:
-    """Rebuild a transfer from its outbox JSON."""
-    data = dict(payload)
-    data["type"] = TransferType(data["type"])
-    data["credit_kind"] = CreditKind(data["credit_kind"]) if data.get("credit_kind") else None
-    data["reverses"] = TransferType(data["reverses"]) if data.get("reverses") else None
-    return Transfer(**data)
 
 
 def cancel_of(debit: Transfer) -> Transfer:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
+from typing import Any
 
 import orjson
 
@@ -200,3 +201,46 @@ class Reply:
     def reason(self) -> Reason:
         """Return the core's reason for a refusal."""
         return REPLY_REASONS.get(self.status, Reason.OPERATOR_REFUSED)
+
+
+def transfer_for(
+    op: Operation,
+    type_: TransferType,
+    amount_minor: int,
+    *,
+    round_id: str | None = None,
+    game_id: str | None = None,
+    reference: str | None = None,
+    reverses: TransferType | None = None,
+) -> Transfer:
+    """Return the call to the operator's wallet that an operation needs."""
+    return Transfer(
+        type=type_,
+        transaction_id=str(op.transaction_id),
+        provider=op.provider,
+        operator=op.operator,
+        player_id=op.player_id,
+        currency=op.currency,
+        amount_minor=amount_minor,
+        round_id=round_id or op.round_id,
+        game_id=game_id or op.game_id,
+        credit_kind=op.credit_kind if type_ is TransferType.CREDIT else None,
+        reference_transaction_id=reference,
+        reverses=reverses,
+    )
+
+
+def transfer_payload(transfer: Transfer) -> dict[str, Any]:
+    """Return a transfer as the JSON the outbox stores."""
+    # Shallow, field by field: asdict() deep-copies, and this runs for every seamless operation.
+    values = ((f.name, getattr(transfer, f.name)) for f in fields(transfer))
+    return {k: (v.value if isinstance(v, Enum) else v) for k, v in values}
+
+
+def transfer_from_payload(payload: dict[str, Any]) -> Transfer:
+    """Rebuild a transfer from its outbox JSON."""
+    data = dict(payload)
+    data["type"] = TransferType(data["type"])
+    data["credit_kind"] = CreditKind(data["credit_kind"]) if data.get("credit_kind") else None
+    data["reverses"] = TransferType(data["reverses"]) if data.get("reverses") else None
+    return Transfer(**data)
