@@ -11,6 +11,13 @@ import pytest
 CROUPIER = str(Path(sys.executable).parent / "croupier")
 
 
+def croupier(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed command and capture what it printed."""
+    return subprocess.run(  # noqa: S603 -- our own console script, fixed arguments
+        [CROUPIER, *args], check=False, capture_output=True, text=True, cwd=cwd, timeout=60
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
@@ -20,7 +27,7 @@ CROUPIER = str(Path(sys.executable).parent / "croupier")
 )
 def test_a_mistake_is_one_line_and_exit_2(tmp_path: Path, args: list[str], words: str) -> None:
     """A missing file or an unknown provider: exit 2, one line naming it, no traceback."""
-    done = subprocess.run([CROUPIER, *args], capture_output=True, text=True, cwd=tmp_path, timeout=60)  # noqa: S603
+    done = croupier(*args, cwd=tmp_path)
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if line.startswith("croupier: error:")]
     assert len(lines) == 1
@@ -32,9 +39,7 @@ def test_an_invalid_configuration_is_one_line(tmp_path: Path) -> None:
     """A TOML file that does not parse is named in one line."""
     bad = tmp_path / "bad.toml"
     bad.write_text("[gateway\nport = 1\n")
-    done = subprocess.run(
-        [CROUPIER, "serve", "--config", str(bad)], capture_output=True, text=True, timeout=60
-    )  # noqa: S603
+    done = croupier("serve", "--config", str(bad))
     assert done.returncode == 2
     assert "croupier: error:" in done.stderr
     assert "Traceback" not in done.stderr
