@@ -1,4 +1,4 @@
-"""Benchmark the bet/win hot path against a one-row durable commit and a bare aiohttp endpoint.
+"""Benchmark the bet/win hot path against floors taken in the same run, on the same PostgreSQL.
 
 Run from the repository root:
 
@@ -6,9 +6,11 @@ Run from the repository root:
 
 One embedded PostgreSQL (fsync and synchronous_commit on) and one embedded Redis serve every
 phase. The servers under test run in their own spawned processes, each on its own event loop
-(uvloop where available); the load generator runs in this process. Every phase runs for the same
-time at the same concurrency, and the full-path figures are reported as ratios of the baselines
-taken in the same run, because shared machines are noisy.
+(uvloop where available); the load generator runs in this process. The floors (A: a one-row
+commit, B: a bare aiohttp endpoint, E: a lean one-statement ledger endpoint) and the full paths
+(C: seamless via the PAM, D: ledger) run for the same time at the same concurrency; then D runs
+at each concurrency of the sweep, and open loop at half its best rate (D-half). The figures are
+reported as ratios of the floors, because shared machines are noisy.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,19 +33,27 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
+import lean
 import orjson
-import redis.asyncio as aioredis
-from measure import CpuMeter, Phase, Step, drive, find_pid, postgres_cpu_s, process_cpu_s, stat_fields
+from fullpath import BET, CURRENCY, OPENING_MINOR, Player, Provider, open_players, unsigned_rounds, verify
+from measure import (
+    CpuMeter,
+    Phase,
+    Step,
+    drive,
+    drive_open,
+    find_pid,
+    postgres_cpu_s,
+    process_cpu_s,
+    stat_fields,
+)
 from servers import Children
 from wallet_report import Run, results_block, write_doc
 
 from gateway.runtime import backing_services, ensure_database
-from gateway.sessions import SessionStore
 from gateway.settings import OperatorSettings, Settings
-from gateway.tokens import SessionTokens
 from providers.base import ProviderConfig
-from wallet.backends.ledger import open_account
-from wallet.pam import store as pam_store
+from wallet.pam.settings import PamSettings
 from wallet.policy import OperatorPolicy
 from wallet.signing import Signer
 
@@ -53,17 +62,19 @@ try:
 except ImportError:  # pragma: no cover -- uvloop is not built for every platform
     uvloop = None  # type: ignore[assignment]
 
-CURRENCY = "EUR"
-OPENING_MINOR = 1_000_000_000  # 10 million EUR: no bet in a run of minutes is ever refused
-BET, WIN = "1.00", "0.50"
-SEAMLESS, LEDGER = "bench-seamless", "bench-ledger"
+SEAMLESS, LEDGER, HALF = "bench-seamless", "bench-ledger", "bench-ledger-half"
 PROVIDER_KEY = "gen-bench"
 PAM_KEY = "pam-bench"
+DEFAULT_SWEEP = "1,8,32,128,512"
+DEFAULT_POOL_CAP = 64
+# Connections kept free of the gateway's pool: PostgreSQL's superuser reserve (3), the PAM's
+# pool (20) and this script's own set-up and check connections.
+CONNECTION_HEADROOM = 30
 
 log = logging.getLogger("bench")
 
 
-# --- phases -------------------------------------------------------------------------------
+# --- the floors ---------------------------------------------------------------------------
 
 
 async def baseline_insert(
@@ -79,7 +90,7 @@ async def baseline_insert(
         )
     finally:
         await setup.close()
-    phase = Phase("A. one-row durable INSERT (asyncpg)", "ops", concurrency)
+    phase = Phase("A. one-row durable INSERT (asyncpg)", "ops", concurrency, "A", concurrency)
     async with asyncpg.create_pool(url, min_size=concurrency, max_size=concurrency) as pool:
         conns = [await pool.acquire() for _ in range(concurrency)]
         try:
@@ -114,7 +125,7 @@ async def baseline_http(
     meter: CpuMeter,
 ) -> Phase:
     """Baseline B: a bare aiohttp endpoint in its own process, POSTed a small JSON body."""
-    phase = Phase("B. bare aiohttp endpoint", "req", concurrency)
+    phase = Phase("B. bare aiohttp endpoint", "req", concurrency, "B")
 
     async def step() -> str | None:
         payload = {
@@ -132,126 +143,6 @@ async def baseline_http(
         return None if resp.status == 200 and body.get("status") == "OK" else f"HTTP {resp.status}"
 
     return await drive(phase, [step] * concurrency, seconds, warmup_s, meter)
-
-
-@dataclass
-class Player:
-    """One worker's player on one operator."""
-
-    operator: str
-    player_id: str
-    token: str
-
-
-class Provider:
-    """Signed generic-protocol calls, like GenericSimulator but without its call log or retries."""
-
-    def __init__(self, base_url: str, signer: Signer, http: aiohttp.ClientSession) -> None:
-        self.base_url = base_url
-        self.signer = signer
-        self.http = http
-        self.timeout = aiohttp.ClientTimeout(total=10.0)
-
-    async def call(self, operation: str, payload: dict[str, Any]) -> str | None:
-        """Send one signed call; return None if answered OK, else the refusal code."""
-        path = f"/providers/generic/{operation}"
-        body = orjson.dumps(payload)
-        headers = self.signer.headers("POST", path, body)
-        headers["Content-Type"] = "application/json"
-        async with self.http.post(
-            self.base_url + path, data=body, headers=headers, timeout=self.timeout
-        ) as resp:
-            answer = orjson.loads(await resp.read())
-        if answer.get("status") == "OK":
-            return None
-        return str(answer.get("code") or f"HTTP {resp.status}")
-
-    def rounds(self, player: Player) -> Step:
-        """Return a step that alternates a bet and its win, each round fresh."""
-        state = {"round": "", "bet_next": True}
-
-        async def step() -> str | None:
-            base = {
-                "operator": player.operator,
-                "player_id": player.player_id,
-                "currency": CURRENCY,
-                "transaction_id": uuid.uuid4().hex,
-                "game_id": "bench-slot",
-            }
-            if state["bet_next"]:
-                state["round"] = uuid.uuid4().hex
-                state["bet_next"] = False
-                return await self.call(
-                    "debit",
-                    {**base, "session_token": player.token, "amount": BET, "round_id": state["round"]},
-                )
-            state["bet_next"] = True
-            return await self.call(
-                "credit", {**base, "amount": WIN, "round_id": state["round"], "credit_kind": "win"}
-            )
-
-        return step
-
-
-async def full_path(
-    name: str,
-    provider: Provider,
-    players: list[Player],
-    seconds: float,
-    warmup_s: float,
-    meter: CpuMeter,
-) -> Phase:
-    """Run a full-path phase: each worker alternates bet and win for its own player."""
-    phase = Phase(name, "ops", len(players))
-    return await drive(phase, [provider.rounds(p) for p in players], seconds, warmup_s, meter)
-
-
-def _pairs(rows: list[asyncpg.Record]) -> dict[str, int]:
-    """Return two-column rows as a dict of text to integer."""
-    return {str(r[0]): int(r[1]) for r in rows}
-
-
-async def verify(
-    phase: Phase, gateway_db: str, pam_db: str | None, operator: str, players: list[Player]
-) -> None:
-    """Check every operation applied and every balance equals opening plus ledger entries."""
-    conn = await asyncpg.connect(gateway_db)
-    try:
-        states = _pairs(
-            await conn.fetch(
-                "SELECT state, count(*) FROM croupier.operations WHERE operator = $1 GROUP BY state",
-                operator,
-            )
-        )
-        sums = _pairs(
-            await conn.fetch(
-                "SELECT player_id, sum(amount_minor) FROM croupier.entries WHERE operator = $1"
-                " GROUP BY player_id",
-                operator,
-            )
-        )
-        outbox = await conn.fetchval(
-            "SELECT count(*) FROM croupier.outbox WHERE operator = $1 AND state <> 'cancelled'",
-            operator,
-        )
-        held_sql = "SELECT player_id, balance_minor FROM croupier.accounts WHERE operator = $1"
-        held = _pairs(await conn.fetch(held_sql, operator)) if pam_db is None else {}
-    finally:
-        await conn.close()
-    if pam_db is not None:
-        pam = await asyncpg.connect(pam_db)
-        try:
-            held = _pairs(await pam.fetch("SELECT player_id, balance_minor FROM pam.players"))
-        finally:
-            await pam.close()
-    agree = sum(OPENING_MINOR + int(sums.get(p.player_id, 0)) == held.get(p.player_id) for p in players)
-    not_applied = sum(n for state, n in states.items() if state != "applied")
-    phase.notes.append(
-        f"gateway operations by state: {states}; outbox rows not cancelled: {outbox};"
-        f" balances equal to opening + ledger entries: {agree}/{len(players)}"
-    )
-    if not_applied or agree != len(players) or phase.refused or phase.errors:
-        phase.notes.append("CHECK FAILED: something was refused, failed or disagrees")
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -299,120 +190,215 @@ async def durable(url: str) -> tuple[dict[str, str], int]:
     return pg, postmaster
 
 
-async def _players(
-    ready: Settings, gw_db: str, pam_db: str, concurrency: int
-) -> tuple[list[Player], list[Player]]:
-    """Open accounts and sessions: one player per worker on each operator."""
-    assert ready.redis_url is not None
-    client = aioredis.from_url(ready.redis_url)
-    sessions = SessionStore(client, SessionTokens(ready.session_keys, ready.session_active_key))
-    seamless, ledger = [], []
-    try:
-        async with (
-            asyncpg.create_pool(pam_db, min_size=1, max_size=2) as pam_pool,
-            asyncpg.create_pool(gw_db, min_size=1, max_size=2) as gw_pool,
-        ):
-            for n in range(concurrency):
-                pid = f"bench-{n:04d}"
-                await pam_store.set_player(pam_pool, pid, CURRENCY, OPENING_MINOR)
-                s = await sessions.create(SEAMLESS, pid, CURRENCY, "generic", "bench-slot")
-                seamless.append(Player(SEAMLESS, pid, s.token))
-                async with gw_pool.acquire() as conn:
-                    await open_account(conn, LEDGER, pid, CURRENCY, OPENING_MINOR)
-                s = await sessions.create(LEDGER, pid, CURRENCY, "generic", "bench-slot")
-                ledger.append(Player(LEDGER, pid, s.token))
-    finally:
-        await client.aclose()
-    return seamless, ledger
+def _client(workers: int) -> aiohttp.ClientSession:
+    """Return an HTTP client with one keep-alive connection per worker."""
+    connector = aiohttp.TCPConnector(limit=workers, limit_per_host=workers, keepalive_timeout=60)
+    return aiohttp.ClientSession(connector=connector)
 
 
-async def run(args: argparse.Namespace, ready: Settings, children: Children) -> Run:
-    """Run the four phases on one PostgreSQL and return what they measured."""
-    assert ready.database_url is not None
-    started = datetime.now(UTC)
-    pg, postmaster = await durable(ready.database_url)
-    print("PostgreSQL: " + ", ".join(f"{k}={v}" for k, v in pg.items()), flush=True)
-    bench_db = await ensure_database(ready.database_url, "croupier_bench", fresh=True)
-    gw_db = await ensure_database(ready.database_url, "croupier_bench_gateway", fresh=True)
-    pam_db = await ensure_database(ready.database_url, "croupier_bench_pam", fresh=True)
-    c, secs, warm = args.concurrency, args.seconds, args.warmup
-    me = os.getpid()
-    assert ready.redis_url is not None
-    redis_pid = find_pid("redis-server", f"{urlsplit(ready.redis_url).port}")
+def _done(phase: Phase) -> Phase:
+    print("   " + phase.line(), flush=True)
+    return phase
 
-    def meter(**servers: int) -> CpuMeter:
+
+@dataclasses.dataclass
+class Bench:
+    """One run's servers, databases and settings, shared by its phases."""
+
+    args: argparse.Namespace
+    ready: Settings
+    children: Children
+    postmaster: int
+    pool_cap: int
+    bench_db: str = ""
+    gw_db: str = ""
+    pam_db: str = ""
+    pam_secret: bytes = dataclasses.field(default_factory=lambda: secrets.token_bytes(32))
+    provider_secret: bytes = dataclasses.field(default_factory=lambda: secrets.token_bytes(32))
+    pam_url: str = ""
+
+    def pool_for(self, workers: int) -> int:
+        """Return the pool of a server under test: one connection per worker plus two, capped."""
+        # Plus two, as the gateway's outbox worker and health checks need their own; capped, as
+        # PostgreSQL admits only max_connections and a pool that large would not be deployed.
+        return min(workers + 2, self.pool_cap)
+
+    def meter(self, **servers: int) -> CpuMeter:
+        """Return a CPU meter of this process, PostgreSQL, Redis and the named server pids."""
+        me = os.getpid()
         sources: dict[str, Callable[[], float]] = {
             "load generator": lambda: process_cpu_s(me),
-            "PostgreSQL": lambda: postgres_cpu_s(postmaster),
+            "PostgreSQL": lambda: postgres_cpu_s(self.postmaster),
         }
+        assert self.ready.redis_url is not None
+        redis_pid = find_pid("redis-server", f"{urlsplit(self.ready.redis_url).port}")
         if redis_pid is not None:
             sources["Redis"] = lambda: process_cpu_s(redis_pid)
         for name, pid in servers.items():
             sources[name] = lambda pid=pid: process_cpu_s(pid)  # type: ignore[misc]
         return CpuMeter(sources)
 
-    def done(phase: Phase) -> Phase:
-        print("   " + phase.line(), flush=True)
+    async def start_gateway(self, pool_size: int, operators: list[str], label: str) -> str:
+        """Start a gateway serving the named operators and return its base URL."""
+        seamless = OperatorSettings(
+            OperatorPolicy(SEAMLESS), "seamless", self.pam_url, PAM_KEY, self.pam_secret
+        )
+        settings = dataclasses.replace(
+            self.ready,
+            database_url=self.gw_db,
+            operators={
+                op: seamless if op == SEAMLESS else OperatorSettings(OperatorPolicy(op)) for op in operators
+            },
+            providers={"generic": ProviderConfig("generic", {PROVIDER_KEY: self.provider_secret})},
+            pool_size=pool_size,
+            engine_writers=int(os.environ.get("BENCH_ENGINE_WRITERS", "1")),
+        )
+        return await self.children.start("gateway", settings, label)
+
+    async def lean_phase(self, http: aiohttp.ClientSession) -> Phase:
+        """Phase E: generic-shaped bets and wins to the lean endpoint, one player per worker."""
+        c = self.args.concurrency
+        players = [Player("bench-lean", f"bench-{n:04d}", "-") for n in range(c)]
+        ids = [p.player_id for p in players]
+        await lean.prepare(self.bench_db, ids, OPENING_MINOR)
+        pool = self.pool_for(c)
+        url = await self.children.start("lean", lean.LeanConfig(self.bench_db, pool))
+        phase = Phase("E. lean ledger endpoint, one statement", "ops", c, "E", pool)
+        cpu = self.meter(server=self.children.pids["lean"])
+        try:
+            steps = [unsigned_rounds(url, http, p) for p in players]
+            await drive(phase, steps, self.args.seconds, self.args.warmup, cpu)
+        finally:
+            self.children.stop("lean")  # its pool's connections are needed by the gateway's
+        note, ok = await lean.check(self.bench_db, ids, OPENING_MINOR)
+        phase.notes.append(note)
+        if not ok or phase.refused or phase.errors:
+            phase.notes.append("CHECK FAILED: something was refused, failed or disagrees")
         return phase
 
-    print(f"A: one-row durable INSERT, {c} connections, {secs:g} s ...", flush=True)
-    phases = [done(await baseline_insert(bench_db, c, secs, warm, meter()))]
+    async def full_path(
+        self,
+        phase: Phase,
+        operator: str,
+        *,
+        seamless: bool = False,
+        open_rate: float | None = None,
+    ) -> Phase:
+        """Run a full-path phase on a fresh gateway: each worker its own player; then check."""
+        pool, workers = phase.pool_size or 0, phase.concurrency
+        url = await self.start_gateway(pool, [operator], f"gateway-{phase.key}")
+        try:
+            pam_db = self.pam_db if seamless else None
+            players = await open_players(self.ready, self.gw_db, pam_db, operator, workers)
+            async with _client(workers) as http:
+                provider = Provider(url, Signer(PROVIDER_KEY, self.provider_secret), http)
+                servers = {"server": self.children.pids["gateway"]}
+                if seamless:
+                    servers["PAM"] = self.children.pids["pam"]
+                steps = [provider.rounds(p) for p in players]
+                secs, warm, cpu = self.args.seconds, self.args.warmup, self.meter(**servers)
+                if open_rate is None:
+                    await drive(phase, steps, secs, warm, cpu)
+                else:
+                    await drive_open(phase, steps, open_rate, secs, warm, cpu)
+        finally:
+            self.children.stop("gateway")
+        await verify(phase, self.gw_db, pam_db, operator, players)
+        return phase
 
-    connector = aiohttp.TCPConnector(limit=c, limit_per_host=c, keepalive_timeout=60)
-    async with aiohttp.ClientSession(connector=connector) as http:
-        print(f"B: bare aiohttp endpoint, {c} concurrent clients, {secs:g} s ...", flush=True)
-        bare_url = await children.start("bare", None) + "/ping"
-        cpu = meter(server=children.pids["bare"])
-        phases.append(done(await baseline_http(bare_url, http, c, secs, warm, cpu)))
 
-        from wallet.pam.settings import PamSettings  # noqa: PLC0415
+async def _phases(bench: Bench) -> list[Phase]:
+    """Run every phase in turn and return what each measured."""
+    args, c = bench.args, bench.args.concurrency
+    secs = f"{args.seconds:g} s"
+    print(f"A: one-row durable INSERT, {c} connections, {secs} ...", flush=True)
+    phases = [_done(await baseline_insert(bench.bench_db, c, args.seconds, args.warmup, bench.meter()))]
+    async with _client(c) as http:
+        print(f"B: bare aiohttp endpoint, {c} concurrent clients, {secs} ...", flush=True)
+        bare_url = await bench.children.start("bare", None) + "/ping"
+        cpu = bench.meter(server=bench.children.pids["bare"])
+        phases.append(_done(await baseline_http(bare_url, http, c, args.seconds, args.warmup, cpu)))
+        bench.children.stop("bare")
+        print(f"E: lean ledger endpoint, {c} workers, pool {bench.pool_for(c)}, {secs} ...", flush=True)
+        phases.append(_done(await bench.lean_phase(http)))
 
-        pam_secret, provider_secret = secrets.token_bytes(32), secrets.token_bytes(32)
-        pam_url = await children.start("pam", PamSettings(pam_db, {PAM_KEY: pam_secret}))
-        gateway_settings = dataclasses.replace(
-            ready,
-            database_url=gw_db,
-            operators={
-                SEAMLESS: OperatorSettings(
-                    OperatorPolicy(SEAMLESS), "seamless", pam_url, PAM_KEY, pam_secret
-                ),
-                LEDGER: OperatorSettings(OperatorPolicy(LEDGER)),
-            },
-            providers={"generic": ProviderConfig("generic", {PROVIDER_KEY: provider_secret})},
-            # As many connections as baseline A, plus two for the outbox worker and health checks.
-            pool_size=c + 2,
-        )
-        gateway_url = await children.start("gateway", gateway_settings)
-        seamless, ledger = await _players(ready, gw_db, pam_db, c)
-        provider = Provider(gateway_url, Signer(PROVIDER_KEY, provider_secret), http)
-        cpu = meter(server=children.pids["gateway"], PAM=children.pids["pam"])
+    bench.pam_url = await bench.children.start("pam", PamSettings(bench.pam_db, {PAM_KEY: bench.pam_secret}))
+    pool = bench.pool_for(c)
+    print(f"C: full path, seamless backend via PAM, {c} workers, pool {pool}, {secs} ...", flush=True)
+    phase = Phase("C. full path, seamless -> PAM", "ops", c, "C", pool)
+    phases.append(_done(await bench.full_path(phase, SEAMLESS, seamless=True)))
+    bench.children.stop("pam")
+    print(f"D: full path, ledger backend, {c} workers, pool {pool}, {secs} ...", flush=True)
+    phase = Phase("D. full path, ledger backend", "ops", c, "D", pool)
+    phases.append(_done(await bench.full_path(phase, LEDGER)))
 
-        print(f"C: full path, seamless backend via PAM, {c} workers, {secs:g} s ...", flush=True)
-        phase = await full_path("C. full path, seamless -> PAM", provider, seamless, secs, warm, cpu)
-        await verify(phase, gw_db, pam_db, SEAMLESS, seamless)
-        phases.append(done(phase))
+    for n in args.sweep:
+        pool = bench.pool_for(n)
+        print(f"D@{n}: ledger backend, {n} workers, pool {pool}, {secs} ...", flush=True)
+        phase = Phase(f"D@{n}. ledger, {n} workers", "ops", n, f"D@{n}", pool)
+        phases.append(_done(await bench.full_path(phase, f"bench-sweep-{n}")))
 
-        print(f"D: full path, ledger backend, {c} workers, {secs:g} s ...", flush=True)
-        phase = await full_path("D. full path, ledger backend", provider, ledger, secs, warm, cpu)
-        await verify(phase, gw_db, None, LEDGER, ledger)
-        phases.append(done(phase))
+    best = max(p.rate for p in phases if p.key.startswith("D"))
+    pool = bench.pool_for(c)
+    phase = Phase("D-half. ledger, open loop at half D's best rate", "ops", c, "D-half", pool)
+    if best > 0:
+        what = f"open loop at {best / 2:.1f} ops/s, {c} players, pool {pool}, {secs}"
+        print(f"D-half: ledger backend, {what} ...", flush=True)
+        phases.append(_done(await bench.full_path(phase, HALF, open_rate=best / 2)))
+    else:
+        phase.notes.append("CHECK FAILED: not run, as no D phase completed an operation")
+        phases.append(phase)
+    return phases
+
+
+async def run(args: argparse.Namespace, ready: Settings, children: Children) -> Run:
+    """Run every phase on one PostgreSQL and return what they measured."""
+    assert ready.database_url is not None
+    started = datetime.now(UTC)
+    pg, postmaster = await durable(ready.database_url)
+    print("PostgreSQL: " + ", ".join(f"{k}={v}" for k, v in pg.items()), flush=True)
+    pool_cap = min(args.pool_cap, int(pg["max_connections"]) - CONNECTION_HEADROOM)
+    if pool_cap < args.pool_cap:
+        print(f"pool cap lowered to {pool_cap}: max_connections is {pg['max_connections']}")
+    bench = Bench(args, ready, children, postmaster, pool_cap)
+    bench.bench_db = await ensure_database(ready.database_url, "croupier_bench", fresh=True)
+    bench.gw_db = await ensure_database(ready.database_url, "croupier_bench_gateway", fresh=True)
+    bench.pam_db = await ensure_database(ready.database_url, "croupier_bench_pam", fresh=True)
+    phases = await _phases(bench)
     for phase in phases:
         cpu_line = ", ".join(f"{k} {v:.2f}" for k, v in phase.cpu_ms.items())
         print(
-            f"   {phase.name[:1]}: CPU ms per op: {cpu_line};"
+            f"   {phase.key}: CPU ms per op: {cpu_line};"
             f" machine busy {phase.machine_busy:.0%}, steal {phase.steal:.0%}"
         )
         for note in phase.notes:
-            print(f"   {phase.name[:1]}: {note}")
-    return Run(args, pg, phases, started)
+            print(f"   {phase.key}: {note}")
+    return Run(args, pg, phases, started, pool_cap)
+
+
+def _sweep(text: str) -> list[int]:
+    """Return the sweep's worker counts from a comma-separated list ('' for none)."""
+    counts = [int(part) for part in text.split(",") if part.strip()]
+    if any(n < 1 for n in counts):
+        raise argparse.ArgumentTypeError("every worker count must be at least 1")
+    return counts
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Return the command-line arguments."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="measured time per phase")
-    parser.add_argument("--concurrency", type=int, default=32, help="workers in every phase")
+    parser.add_argument("--concurrency", type=int, default=32, help="workers in phases A to E and D-half")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per phase")
+    parser.add_argument(
+        "--sweep", type=_sweep, default=_sweep(DEFAULT_SWEEP), help="D's worker counts ('' for none)"
+    )
+    parser.add_argument(
+        "--pool-cap", type=int, default=DEFAULT_POOL_CAP, help="most connections of a server's pool"
+    )
+    parser.add_argument(
+        "--baseline-p50-ms", type=float, help="D@1's p50 to compare with (target: this plus 1 ms)"
+    )
     parser.add_argument("--out", default="docs/benchmarks.md", help="document to write ('' for none)")
     parser.add_argument("--profile-dir", help="cProfile each server process into DIR/<kind>.prof")
     return parser.parse_args(argv)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -106,6 +107,9 @@ class Phase:
     name: str
     unit: str
     concurrency: int
+    key: str = ""  # the short label the report uses: A, B, E, C, D, D@512, D-half
+    pool_size: int | None = None  # database connections of the process under test
+    offered_rate: float | None = None  # open loop only: the arrival rate asked for
     seconds: float = 0.0
     latencies_s: list[float] = field(default_factory=list)
     errors: int = 0
@@ -144,6 +148,33 @@ class Phase:
 
 Step = Callable[[], Awaitable[str | None]]  # one operation; returns a refusal code or None
 
+# What a failed operation raises: transport, server errors, and a body that is not JSON (ValueError).
+FAILURES = (aiohttp.ClientError, TimeoutError, asyncpg.PostgresError, OSError, ValueError)
+FAILED = "transport"
+
+
+async def _attempt(phase: Phase, step: Step, errors: list[str]) -> str | None:
+    """Run one operation; return its refusal code, FAILED if it failed, or None."""
+    try:
+        return await step()
+    except FAILURES as exc:
+        if len(errors) < 5:  # a few examples are enough
+            errors.append(repr(exc))
+        phase.errors += 1
+        return FAILED
+
+
+def _record(phase: Phase, code: str | None, latency_s: float) -> None:
+    """Count one operation of the measured window."""
+    phase.latencies_s.append(latency_s)
+    if code is not None and code != FAILED:
+        phase.refused[code] = phase.refused.get(code, 0) + 1
+
+
+async def _begin_metering(meter: CpuMeter, warmup_s: float) -> None:
+    await asyncio.sleep(warmup_s)
+    meter.begin()
+
 
 async def drive(phase: Phase, steps: list[Step], seconds: float, warmup_s: float, meter: CpuMeter) -> Phase:
     """Run each worker's step in a loop; count what completes after the warm-up until the end."""
@@ -156,26 +187,57 @@ async def drive(phase: Phase, steps: list[Step], seconds: float, warmup_s: float
     async def worker(step: Step) -> None:
         nonlocal finished_at
         while (t0 := time.perf_counter()) < deadline:
-            try:
-                code = await step()
-            except (aiohttp.ClientError, TimeoutError, asyncpg.PostgresError, OSError) as exc:
-                code = "transport"
-                if len(errors) < 5:  # a few examples are enough
-                    errors.append(repr(exc))
-                phase.errors += 1
+            code = await _attempt(phase, step, errors)
             t1 = time.perf_counter()
             if t0 >= measure_from:
-                phase.latencies_s.append(t1 - t0)
+                _record(phase, code, t1 - t0)
                 finished_at = max(finished_at, t1)
-                if code is not None and code != "transport":
-                    phase.refused[code] = phase.refused.get(code, 0) + 1
 
-    async def begin_metering() -> None:
-        await asyncio.sleep(warmup_s)
-        meter.begin()
-
-    await asyncio.gather(begin_metering(), *(worker(step) for step in steps))
+    await asyncio.gather(_begin_metering(meter, warmup_s), *(worker(step) for step in steps))
     meter.end(phase)
     phase.seconds = finished_at - measure_from
+    phase.notes.extend(f"error: {e}" for e in errors)
+    return phase
+
+
+async def drive_open(
+    phase: Phase, steps: list[Step], rate_per_s: float, seconds: float, warmup_s: float, meter: CpuMeter
+) -> Phase:
+    """Start operations at a constant rate; each one's latency counts from its intended start."""
+    # Open loop: a slow answer does not delay the next arrival, so a stall shows in the latencies
+    # (no coordinated omission). Each operation takes a free step (one player, its bets and wins
+    # in turn); if none is free it waits, and that wait is counted too.
+    free: asyncio.Queue[Step] = asyncio.Queue()
+    for step in steps:
+        free.put_nowait(step)
+    phase.offered_rate = rate_per_s
+    started = time.perf_counter()
+    measure_from = started + warmup_s
+    deadline = measure_from + seconds
+    errors: list[str] = []
+
+    async def one(intended: float) -> None:
+        step = await free.get()
+        try:
+            code = await _attempt(phase, step, errors)
+        finally:
+            free.put_nowait(step)
+        if intended >= measure_from:
+            _record(phase, code, time.perf_counter() - intended)
+
+    metering = asyncio.create_task(_begin_metering(meter, warmup_s))
+    in_flight: set[asyncio.Task[None]] = set()
+    for n in itertools.count():
+        intended = started + n / rate_per_s
+        if intended >= deadline:
+            break
+        # Yield even when late, so that the operations already started keep running.
+        await asyncio.sleep(max(0.0, intended - time.perf_counter()))
+        task = asyncio.create_task(one(intended))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+    await asyncio.gather(metering, *in_flight)
+    meter.end(phase)
+    phase.seconds = seconds  # the arrivals' window; the last answers may come after it
     phase.notes.extend(f"error: {e}" for e in errors)
     return phase

@@ -44,6 +44,10 @@ def _build_app(kind: str, config: Any) -> web.Application:  # noqa: ANN401 -- pi
     """Return the application a child process serves."""
     if kind == "bare":
         return _bare_app()
+    if kind == "lean":
+        from lean import lean_app  # noqa: PLC0415 -- child-side import
+
+        return lean_app(config)
     if kind == "pam":
         from wallet.pam.server import create_pam_app  # noqa: PLC0415 -- child-side import
 
@@ -96,12 +100,13 @@ class Children:
         self.ctx = mp.get_context("spawn")
         self.procs: list[BaseProcess] = []
         self.pids: dict[str, int] = {}
+        self.by_kind: dict[str, BaseProcess] = {}
         self.profile_dir = profile_dir
 
-    async def start(self, kind: str, config: object) -> str:
-        """Start a server process and return its base URL once it listens."""
+    async def start(self, kind: str, config: object, label: str | None = None) -> str:
+        """Start a server process and return its base URL once it listens (profile as `label`)."""
         parent, child = self.ctx.Pipe()
-        profile_to = str(self.profile_dir / f"{kind}.prof") if self.profile_dir else None
+        profile_to = str(self.profile_dir / f"{label or kind}.prof") if self.profile_dir else None
         proc = self.ctx.Process(
             target=serve_child, args=(kind, config, child, profile_to), name=f"bench-{kind}", daemon=True
         )
@@ -109,6 +114,7 @@ class Children:
         self.procs.append(proc)
         assert proc.pid is not None
         self.pids[kind] = proc.pid
+        self.by_kind[kind] = proc
         child.close()
         ready = await asyncio.to_thread(parent.poll, STARTUP_TIMEOUT_S)
         if not ready:
@@ -119,14 +125,31 @@ class Children:
         print(f"   {kind} server: pid {proc.pid}, http://127.0.0.1:{value}", flush=True)
         return f"http://127.0.0.1:{value}"
 
+    def stop(self, kind: str) -> None:
+        """Stop the latest child of a kind, so that its connections are closed before the next."""
+        proc = self.by_kind.pop(kind, None)
+        if proc is None:
+            return
+        _end(proc)
+        self.procs.remove(proc)
+        self.pids.pop(kind, None)
+
     def stop_all(self) -> None:
         """Stop every child: SIGTERM for a clean shutdown, SIGKILL if it lingers."""
         for proc in self.procs:
             if proc.is_alive():
                 proc.terminate()
         for proc in self.procs:
-            proc.join(STOP_TIMEOUT_S)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
+            _end(proc)
         self.procs.clear()
+        self.by_kind.clear()
+
+
+def _end(proc: BaseProcess) -> None:
+    """Stop one child: SIGTERM for a clean shutdown, SIGKILL if it lingers."""
+    if proc.is_alive():
+        proc.terminate()
+    proc.join(STOP_TIMEOUT_S)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()

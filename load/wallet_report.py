@@ -1,12 +1,14 @@
-"""The benchmark's report: figures, ratios against the same run's baselines, and the doc block."""
+"""The benchmark's report: figures, ratios against the same run's floors, targets, and the doc block."""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +23,8 @@ except ImportError:  # pragma: no cover -- uvloop is not built for every platfor
     uvloop = None  # type: ignore[assignment]
 
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+NOT_MEASURED = "not measured"
+SWEEP_PREFIX = "D@"
 
 
 @dataclass
@@ -31,29 +35,60 @@ class Run:
     pg: dict[str, str]
     phases: list[Phase]
     started: datetime
+    pool_cap: int  # the pool cap in force, which max_connections may have lowered below --pool-cap
+
+    def phase(self, key: str) -> Phase | None:
+        """Return the phase with this key, or None if the run has none."""
+        return next((p for p in self.phases if p.key == key), None)
+
+    def sweep(self) -> list[Phase]:
+        """Return the sweep's phases (D@N), fewest workers first."""
+        found = [p for p in self.phases if p.key.startswith(SWEEP_PREFIX)]
+        return sorted(found, key=lambda p: p.concurrency)
 
 
+SWEEP_CAPTION = (
+    "D, the full path on the ledger backend, at each worker count of the sweep (CPU in"
+    " milliseconds per operation):"
+)
+CPU_SOURCES = ("load generator", "server", "PAM", "PostgreSQL", "Redis", "unattributed")
 CPU_CAPTION = (
     "CPU milliseconds per operation, by process, from /proc. 'unattributed' is busy time the"
     " machine counted but charged to none of these processes: other programs, and kernel work"
-    " such as context switches and loopback networking. 'server' is the bare endpoint in B and"
-    " the gateway in C and D."
+    " such as context switches and loopback networking. 'server' is the bare endpoint in B, the"
+    " lean endpoint in E, and the gateway in C, D, the sweep and D-half."
 )
 
 
-def _ratio(a: Phase, b: Phase) -> str:
-    return f"{a.rate / b.rate:.3f}" if b.rate else "n/a"
+# --- formatting ---------------------------------------------------------------------------
 
 
-def _target_line(target: float, seamless: Phase, ledger: Phase) -> str:
-    if not (target and seamless.rate and ledger.rate):
-        return "Target 1.5 x A: not measurable in this run."
-    return (
-        f"Target 1.5 x A = {target:,.0f} ops/s. Seamless path: {seamless.rate:,.0f} ops/s,"
-        f" {seamless.rate / target:.1%} of the target ({target / seamless.rate:.0f}x short)."
-        f" Ledger path: {ledger.rate:,.0f} ops/s, {ledger.rate / target:.1%} of the target"
-        f" ({target / ledger.rate:.0f}x short)."
-    )
+def _ms(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2f}"
+
+
+def _cpu(phase: Phase, source: str) -> str:
+    return f"{phase.cpu_ms[source]:.2f}" if source in phase.cpu_ms else ""
+
+
+def _percentiles(phase: Phase) -> str:
+    return " | ".join(_ms(phase.percentile_ms(pct)) for pct in (50, 95, 99))
+
+
+def _quotient(a: Phase | None, b: Phase | None) -> float | None:
+    """Return a's rate over b's, or None if either is missing or b completed nothing."""
+    return a.rate / b.rate if a is not None and b is not None and b.rate else None
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "not met"
+
+
+def _quoted(text: str) -> str:
+    return text or "''"
+
+
+# --- the environment ----------------------------------------------------------------------
 
 
 def _git(*args: str) -> str:
@@ -73,13 +108,47 @@ def _commit() -> str:
     return f"`{head}`" + (" (with uncommitted changes)" if dirty else "")
 
 
-def _environment(result: Run) -> list[str]:
-    args, pg = result.args, result.pg
-    loop = f"uvloop {uvloop.__version__}" if uvloop is not None else "asyncio"  # type: ignore[attr-defined]
+def _command(args: argparse.Namespace) -> str:
+    """Return the command line that reproduces this run."""
+    sweep = ",".join(str(n) for n in args.sweep)
     command = (
         f"python load/bench_wallet.py --seconds {args.seconds:g} --concurrency {args.concurrency}"
-        f" --warmup {args.warmup:g} --out {args.out}"
+        f" --warmup {args.warmup:g} --sweep {_quoted(sweep)} --pool-cap {args.pool_cap}"
     )
+    if args.baseline_p50_ms is not None:
+        command += f" --baseline-p50-ms {args.baseline_p50_ms:g}"
+    return command + f" --out {_quoted(args.out)}"
+
+
+def _postgres(pg: dict[str, str]) -> str:
+    return (
+        f"- PostgreSQL {pg['server_version']} (embedded, one server for every phase):"
+        f" fsync={pg['fsync']}, synchronous_commit={pg['synchronous_commit']},"
+        f" wal_sync_method={pg['wal_sync_method']}, full_page_writes={pg['full_page_writes']},"
+        f" commit_delay={pg['commit_delay']}, shared_buffers={pg['shared_buffers']},"
+        f" max_connections={pg['max_connections']}"
+    )
+
+
+def _workload(result: Run) -> list[str]:
+    """Return the lines on workers, pools and timing."""
+    args = result.args
+    sweep = ", ".join(str(n) for n in args.sweep) or "none"
+    lowered = f" (lowered from {args.pool_cap} by max_connections)" if result.pool_cap < args.pool_cap else ""
+    workers = (
+        f"- A, B, E, C and D: {args.concurrency} concurrent workers; D-half: open loop over"
+        f" {args.concurrency} players; sweep of D at {sweep} workers"
+    )
+    pools = (
+        "- pools of the servers under test: one connection per worker plus two, at most"
+        f" {result.pool_cap}{lowered}"
+    )
+    timing = f"- every phase: {args.seconds:g} s measured after {args.warmup:g} s of warm-up"
+    return [workers, pools, timing]
+
+
+def _environment(result: Run) -> list[str]:
+    loop = f"uvloop {uvloop.__version__}" if uvloop is not None else "asyncio"  # type: ignore[attr-defined]
     machine = (
         f"- machine: `nproc` {len(os.sched_getaffinity(0))}, {platform.machine()},"
         f" {platform.system()} {platform.release()}"
@@ -88,70 +157,166 @@ def _environment(result: Run) -> list[str]:
         f"- Python {platform.python_version()}, {loop}, aiohttp {aiohttp.__version__},"
         f" asyncpg {asyncpg.__version__}"
     )
-    postgres = (
-        f"- PostgreSQL {pg['server_version']} (embedded, one server for every phase):"
-        f" fsync={pg['fsync']}, synchronous_commit={pg['synchronous_commit']},"
-        f" wal_sync_method={pg['wal_sync_method']}, full_page_writes={pg['full_page_writes']},"
-        f" commit_delay={pg['commit_delay']}, shared_buffers={pg['shared_buffers']}"
-    )
-    phases = (
-        f"- every phase: {args.concurrency} concurrent workers, {args.seconds:g} s measured after"
-        f" {args.warmup:g} s of warm-up"
-    )
     when = f"Measured {result.started:%Y-%m-%d %H:%M} UTC at commit {_commit()} with"
-    return [when, "", "```", command, "```", "", machine, python, postgres, phases, ""]
+    head = [when, "", "```", _command(result.args), "```", ""]
+    return [*head, machine, python, _postgres(result.pg), *_workload(result), ""]
+
+
+# --- the tables ---------------------------------------------------------------------------
+
+
+def _rate(phase: Phase) -> str:
+    rate = f"{phase.rate:,.0f} {phase.unit}/s"
+    # An open loop's rate is what it asked for, if the server kept up; show both.
+    return rate if phase.offered_rate is None else f"{rate} (offered {phase.offered_rate:,.0f})"
+
+
+def _phase_table(result: Run) -> list[str]:
+    lines = [
+        "| phase | workers | pool | rate | p50 ms | p95 ms | p99 ms | completed | errors | refused |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {p.name} | {p.concurrency} | {p.pool_size or ''} | {_rate(p)} | {_percentiles(p)} |"
+        f" {p.ops:,} | {p.errors} | {sum(p.refused.values())} |"
+        for p in result.phases
+    ]
+    return [*lines, ""]
+
+
+def _sweep_table(result: Run) -> list[str]:
+    sweep = result.sweep()
+    if not sweep:
+        return ["No sweep in this run (`--sweep ''`).", ""]
+    lines = [
+        SWEEP_CAPTION,
+        "",
+        "| workers | pool | rate | p50 ms | p95 ms | p99 ms | gateway CPU | PostgreSQL CPU |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {p.concurrency} | {p.pool_size or ''} | {_rate(p)} | {_percentiles(p)} |"
+        f" {_cpu(p, 'server')} | {_cpu(p, 'PostgreSQL')} |"
+        for p in sweep
+    ]
+    return [*lines, ""]
+
+
+RATIOS = (
+    ("D", "E", "full path (ledger) per lean ledger endpoint"),
+    ("C", "E", "full path (seamless, via PAM) per lean ledger endpoint"),
+    ("D", "B", "full path (ledger) per bare HTTP request"),
+    ("C", "B", "full path (seamless) per bare HTTP request"),
+    ("E", "A", "lean ledger endpoint per one-row commit"),
+    ("B", "A", "bare HTTP request per one-row commit"),
+)
+
+
+def _ratio_table(result: Run) -> list[str]:
+    lines = ["Ratios of rates, all from this run:", "", "| ratio | value |", "|---|---:|"]
+    for top, bottom, what in RATIOS:
+        value = _quotient(result.phase(top), result.phase(bottom))
+        lines.append(f"| {top} / {bottom}: {what} | {'n/a' if value is None else f'{value:.3f}'} |")
+    return [*lines, ""]
+
+
+# --- the targets --------------------------------------------------------------------------
+
+Target = tuple[str, str, str]  # what is aimed at, what was measured, the verdict
+
+
+def _rate_target(result: Run, top: str, bottom: str, floor: float) -> Target:
+    """Return the target that top's rate is at least floor times bottom's."""
+    value = _quotient(result.phase(top), result.phase(bottom))
+    if value is None:
+        return f"{top} >= {floor:g} x {bottom}", NOT_MEASURED, NOT_MEASURED
+    return f"{top} >= {floor:g} x {bottom}", f"{top} / {bottom} = {value:.3f}", _verdict(value >= floor)
+
+
+def _tail_target(result: Run) -> Target:
+    """Return the target on D-half's p99 latency."""
+    half, aim = result.phase("D-half"), "D-half p99 <= 10 ms"
+    if half is None or not half.ops:
+        return aim, NOT_MEASURED, NOT_MEASURED
+    p99 = half.percentile_ms(99)
+    return aim, f"{p99:.2f} ms", _verdict(p99 <= 10.0)
+
+
+def _single_target(result: Run) -> Target:
+    """Return the target on D@1's p50: at most the given baseline plus 1 ms."""
+    single, baseline = result.phase(f"{SWEEP_PREFIX}1"), result.args.baseline_p50_ms
+    if baseline is None:
+        aim = "D@1 p50 <= baseline + 1 ms (no baseline given: `--baseline-p50-ms`)"
+    else:
+        aim = f"D@1 p50 <= {baseline + 1:.2f} ms (baseline {baseline:g} ms + 1 ms)"
+    if single is None or not single.ops:
+        return aim, NOT_MEASURED, NOT_MEASURED
+    p50 = single.percentile_ms(50)
+    # Without a baseline the value is reported, not judged.
+    return aim, f"{p50:.2f} ms", "reported" if baseline is None else _verdict(p50 <= baseline + 1.0)
+
+
+def _scaling_target(result: Run) -> Target:
+    """Return the target that D does not lose throughput from 32 to 512 workers."""
+    low, high = result.phase(f"{SWEEP_PREFIX}32"), result.phase(f"{SWEEP_PREFIX}512")
+    aim = "no throughput drop from D@32 to D@512"
+    if low is None or high is None:
+        return aim, NOT_MEASURED, NOT_MEASURED
+    measured = f"{low.rate:,.0f} -> {high.rate:,.0f} ops/s"
+    return aim, measured, _verdict(high.rate >= low.rate)
+
+
+TARGETS: tuple[Callable[[Run], Target], ...] = (
+    lambda r: _rate_target(r, "D", "E", 1.2),
+    lambda r: _rate_target(r, "D", "B", 0.4),
+    lambda r: _rate_target(r, "C", "E", 0.6),
+    lambda r: _rate_target(r, "C", "B", 0.2),
+    _tail_target,
+    _single_target,
+    _scaling_target,
+)
+
+
+def _target_table(result: Run) -> list[str]:
+    lines = ["Targets:", "", "| target | measured | verdict |", "|---|---:|---|"]
+    lines += ["| {} | {} | {} |".format(*target(result)) for target in TARGETS]
+    return [*lines, ""]
+
+
+def _cpu_table(result: Run) -> list[str]:
+    lines = [
+        CPU_CAPTION,
+        "",
+        "| phase | " + " | ".join(CPU_SOURCES) + " | machine busy | hypervisor steal |",
+        "|---|" + "---:|" * (len(CPU_SOURCES) + 2),
+    ]
+    for p in result.phases:
+        cells = " | ".join(_cpu(p, k) for k in CPU_SOURCES)
+        lines.append(f"| {p.name} | {cells} | {p.machine_busy:.0%} | {p.steal:.0%} |")
+    return [*lines, ""]
+
+
+def _checks(result: Run) -> list[str]:
+    # Every phase's notes, not only the checked ones, so that an error in a floor shows too.
+    notes = [f"- {p.key}: {note}" for p in result.phases for note in p.notes]
+    return ["Checks after the ledger and full-path phases:", "", *notes] if notes else []
 
 
 def results_block(result: Run) -> str:
-    """Return the generated part of docs/benchmarks.md: command, machine, figures and ratios."""
-    a, b, c, d = result.phases
-    lines = [BEGIN, *_environment(result)]
-    lines += [
-        "| phase | rate | p50 ms | p95 ms | p99 ms | completed | errors | refused |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    lines += [
-        f"| {p.name} | {p.rate:,.0f} {p.unit}/s | {p.percentile_ms(50):.2f} |"
-        f" {p.percentile_ms(95):.2f} | {p.percentile_ms(99):.2f} | {p.ops:,} | {p.errors} |"
-        f" {sum(p.refused.values())} |"
-        for p in result.phases
-    ]
-    lines += [
-        "",
-        "Ratios, all from this run:",
-        "",
-        "| ratio | value |",
-        "|---|---:|",
-        f"| C / A: full path (seamless, via PAM) ops/s per one-row commit/s | {_ratio(c, a)} |",
-        f"| D / A: full path (ledger backend) ops/s per one-row commit/s | {_ratio(d, a)} |",
-        f"| C / B: full path (seamless) ops/s per bare HTTP req/s | {_ratio(c, b)} |",
-        f"| D / B: full path (ledger) ops/s per bare HTTP req/s | {_ratio(d, b)} |",
-        f"| B / A: bare HTTP req/s per one-row commit/s | {_ratio(b, a)} |",
-        "",
-        _target_line(1.5 * a.rate, c, d),
-        "",
-        CPU_CAPTION,
-        "",
-    ]
-    sources = ["load generator", "server", "PAM", "PostgreSQL", "Redis", "unattributed"]
-    lines += [
-        "| phase | " + " | ".join(sources) + " | machine busy | hypervisor steal |",
-        "|---|" + "---:|" * (len(sources) + 2),
-    ]
-    for p in result.phases:
-        cells = [f"{p.cpu_ms[k]:.2f}" if k in p.cpu_ms else "" for k in sources]
-        lines.append(f"| {p.name} | " + " | ".join(cells) + f" | {p.machine_busy:.0%} | {p.steal:.0%} |")
-    lines += ["", "Checks after the full-path phases:", ""]
-    lines += [f"- {p.name[:1]}: {note}" for p in (c, d) for note in p.notes]
-    lines += [END]
-    return "\n".join(lines) + "\n"
+    """Return the generated part of docs/benchmarks.md: command, machine, figures, ratios, targets."""
+    lines = [BEGIN, *_environment(result), *_phase_table(result), *_sweep_table(result)]
+    lines += [*_ratio_table(result), *_target_table(result), *_cpu_table(result), *_checks(result)]
+    return "\n".join([*lines, END]) + "\n"
 
 
 DOC_HEAD = """# Benchmarks
 
-What one bet or win costs on the gateway's hot path, measured against two floors taken in the
-same run on the same machine: a one-row durable PostgreSQL commit, and a bare aiohttp request.
-The figures below the line are written by `load/bench_wallet.py`; rerun it to refresh them.
+What one bet or win costs on the gateway's hot path, measured against three floors taken in the
+same run on the same machine: A, a one-row durable PostgreSQL commit; B, a bare aiohttp request;
+and E, a lean ledger endpoint that writes a bet or win in one durable statement. The full paths
+are C (seamless, through the PAM) and D (ledger backend); D also runs at each worker count of a
+sweep, and open loop at half its best rate (D-half). The figures below the line are written by
+`load/bench_wallet.py`; rerun it to refresh them.
 
 """
 
