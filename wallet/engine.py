@@ -367,6 +367,8 @@ SELECT
 async def _prefetch(conn: Connection, items: Sequence[Item]) -> Snapshot:
     """Read and lock every row the batch's decisions depend on, in one statement."""
     keys = sorted({op_key(i.op) for i in items})
+    # Only the first copy of a key may open a round: a later copy is a repeat (or a mismatch).
+    firsts = {op_key(i.op): i for i in reversed(items)}.values()
     openers = [
         (
             *round_key(i.op),
@@ -375,7 +377,7 @@ async def _prefetch(conn: Connection, items: Sequence[Item]) -> Snapshot:
             i.caps.rounds_end_when_bets_settled,
             *op_key(i.op)[1:],
         )
-        for i in items
+        for i in firsts
         if i.creates_round()
     ]
     round_keys = sorted({round_key(i.op) for i in items})
