@@ -10,17 +10,22 @@ import logging
 import os
 import sys
 import tempfile
-import tomllib
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 from aiohttp import web
 
 from gateway import settings as settings_mod
 from gateway.app import create_app
-from gateway.runtime import backing_services, ensure_database
+from gateway.runtime import (
+    UnreachableError,
+    backing_services,
+    check_backing_services,
+    check_port,
+    connect_database,
+    ensure_database,
+)
 from providers.house.cli import add_recall
 from providers.registry import PluginError
 from rng import cli as rng_cli
@@ -50,7 +55,11 @@ def _settings(args: argparse.Namespace) -> settings_mod.Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the gateway against the configured (or embedded) PostgreSQL and Redis."""
     settings = _settings(args)
+    host, port = args.host or settings.host, args.port or settings.port
+    # Checked before anything starts, so a mistake costs seconds, not an embedded server's start.
+    check_port(host, port)
     with backing_services(settings) as ready:
+        _run(check_backing_services(ready))
         if settings.database_url is None:
             # The embedded server's own 'postgres' database stays empty; the ledger gets its own.
             assert ready.database_url is not None
@@ -58,7 +67,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             final = dataclasses.replace(ready, database_url=url)
         else:
             final = ready
-        host, port = args.host or final.host, args.port or final.port
         if args.workers > 1:
             from gateway.workers import serve_workers  # noqa: PLC0415
 
@@ -136,7 +144,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     settings = _settings(args)
 
     async def go(url: str) -> list[int]:
-        conn = await asyncpg.connect(url)
+        conn = await connect_database(url)
         try:
             return await migrate(conn, "wallet", SCHEMA)
         finally:
@@ -194,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (settings_mod.SettingsError, PluginError, tomllib.TOMLDecodeError) as exc:
+    except (settings_mod.SettingsError, PluginError, UnreachableError) as exc:
         # A user's mistake: one line naming what to fix, never a traceback.
         print(f"croupier: error: {exc}", file=sys.stderr)  # noqa: T201
         return 2

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import socket
 from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit
 
 import asyncpg
+import redis.asyncio as aioredis
+import redis.exceptions
 from aiohttp import web
 
 from gateway.embedded import embedded_postgres, embedded_redis
@@ -42,6 +46,75 @@ async def serve_app(app: web.Application, host: str = "127.0.0.1") -> AsyncItera
         await runner.cleanup()
 
 
+class UnreachableError(Exception):
+    """A backing service or port named in the settings cannot be used: the message says which."""
+
+
+# A user waiting on a wrong URL wants the answer in seconds, not after the driver's default minute.
+CHECK_TIMEOUT_S = 5.0
+
+
+def _where(url: str) -> str:
+    """Return host, port and database of a URL, leaving out any password."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or "localhost"
+        if parts.port:
+            host = f"{host}:{parts.port}"
+    except ValueError:
+        return "an unparsable URL"
+    return f"{host}{parts.path}"
+
+
+async def connect_database(url: str) -> asyncpg.Connection:
+    """Open one connection, or raise UnreachableError naming the server and what went wrong."""
+    try:
+        return await asyncpg.connect(url, timeout=CHECK_TIMEOUT_S)
+    except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise UnreachableError(
+            f"cannot reach the database at {_where(url)} ({reason}): check DATABASE_URL or database_url"
+        ) from exc
+
+
+async def check_backing_services(settings: Settings) -> None:
+    """Connect once to PostgreSQL and ping Redis, so a wrong URL is one clear line at start."""
+    assert settings.database_url is not None
+    assert settings.redis_url is not None
+    conn = await connect_database(settings.database_url)
+    await conn.close()
+    client = aioredis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=CHECK_TIMEOUT_S, socket_timeout=CHECK_TIMEOUT_S
+    )
+    try:
+        await client.ping()
+    except (OSError, ValueError, redis.exceptions.RedisError) as exc:
+        reason = str(exc) or type(exc).__name__
+        raise UnreachableError(
+            f"cannot reach Redis at {_where(settings.redis_url)} ({reason}): check REDIS_URL or redis_url"
+        ) from exc
+    finally:
+        await client.aclose()
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind the address once, so a port in use is named before any server is started."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise UnreachableError(f"cannot listen on {host}: {reason}: check --host or host") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise UnreachableError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}: choose another --port"
+            ) from exc
+
+
 def with_database(url: str, name: str) -> str:
     """Return the URL with its database name replaced."""
     base, sep, query = url.partition("?")
@@ -51,7 +124,7 @@ def with_database(url: str, name: str) -> str:
 
 async def ensure_database(url: str, name: str, *, fresh: bool = False) -> str:
     """Create a database on the server behind `url` if missing (or anew) and return its URL."""
-    conn = await asyncpg.connect(url)
+    conn = await connect_database(url)
     try:
         if fresh:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -200,6 +200,32 @@ def _session_keys(gw: Mapping[str, Any]) -> dict[str, Any]:
     return {"session_keys": keys, "session_active_key": active}
 
 
+def _number(value: object, where: str, low: float, high: float | None = None, *, integer: bool) -> float:
+    """Return a setting's number (TOML's, or an environment string's), or raise naming the setting."""
+    if isinstance(value, str):
+        try:
+            value = int(value) if integer else float(value)
+        except ValueError:
+            raise SettingsError(f"{where}: {value!r} is not a number") from None
+    # bool is an int in Python, and `pool_size = true` is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and type(value) is float):
+        raise SettingsError(f"{where}: expected {'an integer' if integer else 'a number'}, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"{low} to {high}" if high is not None else f"at least {low}"
+        raise SettingsError(f"{where}: {value} is out of range ({bound})")
+    return value
+
+
+def _int(value: object, where: str, low: int, high: int | None = None) -> int:
+    """Return an integer setting, or raise naming it."""
+    return int(_number(value, where, low, high, integer=True))
+
+
+def _float(value: object, where: str, low: float) -> float:
+    """Return a number setting, or raise naming it."""
+    return float(_number(value, where, low, integer=False))
+
+
 def from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from parsed TOML, with environment overrides."""
     env = os.environ if environ is None else environ
@@ -218,19 +244,19 @@ def from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         database_url=env.get("DATABASE_URL") or gw.get("database_url"),
         redis_url=env.get("REDIS_URL") or gw.get("redis_url"),
         host=env.get("CROUPIER_HOST") or gw.get("host", "127.0.0.1"),
-        port=int(env.get("CROUPIER_PORT") or gw.get("port", 8080)),
+        port=_int(env.get("CROUPIER_PORT") or gw.get("port", 8080), "gateway.port", 0, 65535),
         data_dir=Path(env.get("CROUPIER_DATA_DIR") or gw.get("data_dir", ".croupier")),
         currencies=dict(raw.get("currencies", {})),
         operators=operators,
         providers=providers,
-        outbox_interval_s=float(gw.get("outbox_interval_s", 0.5)),
-        engine_window_ms=float(gw.get("engine_window_ms", 0.5)),
-        engine_max_batch=int(gw.get("engine_max_batch", 256)),
-        engine_writers=int(gw.get("engine_writers", 1)),
-        pool_size=int(gw.get("pool_size", 20)),
-        session_ttl_s=int(gw.get("session_ttl_s", 4 * 3600)),
+        outbox_interval_s=_float(gw.get("outbox_interval_s", 0.5), "gateway.outbox_interval_s", 0),
+        engine_window_ms=_float(gw.get("engine_window_ms", 0.5), "gateway.engine_window_ms", 0),
+        engine_max_batch=_int(gw.get("engine_max_batch", 256), "gateway.engine_max_batch", 1),
+        engine_writers=_int(gw.get("engine_writers", 1), "gateway.engine_writers", 1),
+        pool_size=_int(gw.get("pool_size", 20), "gateway.pool_size", 1),
+        session_ttl_s=_int(gw.get("session_ttl_s", 4 * 3600), "gateway.session_ttl_s", 1),
         api_audience=str(gw.get("api_audience", "croupier")),
-        catalogue_ttl_s=float(gw.get("catalogue_ttl_s", 300.0)),
+        catalogue_ttl_s=_float(gw.get("catalogue_ttl_s", 300.0), "gateway.catalogue_ttl_s", 0),
         **_session_keys(gw),
     )
 
@@ -242,4 +268,8 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     if not chosen.exists():
         raise SettingsError(f"no configuration file at {chosen}")
     with chosen.open("rb") as fh:
-        return from_mapping(tomllib.load(fh), env)
+        try:
+            raw = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{chosen} is not valid TOML: {exc}") from None
+    return from_mapping(raw, env)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from gateway.sessions import Session, SessionStore
+from wallet import ledger
 from wallet.errors import InvalidRequestError
 from wallet.money import AmountError, Currency, CurrencyTable, UnknownCurrencyError, to_minor
 from wallet.operations import SessionState
@@ -43,3 +44,9 @@ class ProviderContext:
             return None, SessionState.NOT_GIVEN
         session = await self.sessions.get(token)
         return session, SessionState.VALID if session else SessionState.EXPIRED
+
+    async def round_currency(
+        self, provider: str, operator: str, player_id: str, round_id: str | None
+    ) -> str | None:
+        """Return the currency the ledger holds for a player's round (or latest round) with a provider."""
+        return await ledger.round_currency(self.pool, provider, operator, player_id, round_id)

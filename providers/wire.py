@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +13,8 @@ from wallet.errors import InvalidRequestError
 MAX_TEXT = 128
 # Session tokens are signed JWTs, longer than ids.
 MAX_TOKEN = 512
+# No id, token or code has a control character; NUL is one that PostgreSQL text cannot even store.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def decode(body: bytes) -> dict[str, Any]:
@@ -36,6 +39,8 @@ def text(
         return None
     if not isinstance(value, str) or not value or len(value) > max_length:
         raise InvalidRequestError(f"{name} must be a string of 1 to {max_length} characters")
+    if _CONTROL.search(value):
+        raise InvalidRequestError(f"{name} must not contain control characters")
     return value
 
 

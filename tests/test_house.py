@@ -331,6 +331,29 @@ async def test_an_expired_session_refuses_new_rounds_only(house: House) -> None:
     assert (again["outcome"], again["replay"]) == (played["outcome"], True)
 
 
+async def test_a_redis_loss_moves_no_money(house: House) -> None:
+    """After Redis lost every session, a played round replays by its token; a drawn one debits nothing."""
+    player = await house.player()
+    played_id, drawn_id = str(uuid.uuid4()), str(uuid.uuid4())
+    status, played = await house.round(player, "slot", played_id)
+    assert status == 200, played
+    bet, params = PLAYS["slot"]
+    body = {"token": player.token, "round_id": drawn_id, "game": "slot", "bet_minor": bet, "params": params}
+    adapter = house.app[keys.ADAPTERS]["house"]
+    assert isinstance(adapter, HouseAdapter)
+    request = schemas.RoundRequest.from_json(body)
+    await open_round(house.pool, adapter.book, house.app[keys.PROVIDER_CONTEXT], request)
+    money = await house.money(player)
+    await house.app[keys.SESSIONS].redis.flushdb()
+    status, again = await house.round(player, "slot", played_id)
+    assert status == 200, again
+    assert (again["outcome"], again["replay"], again["balance_minor"]) == (played["outcome"], True, money)
+    status, refused = await house.post("/rounds", body)
+    assert (status, refused["code"]) == (422, "SESSION_EXPIRED")
+    assert (await house.stored(drawn_id)).status == "refused"
+    assert await house.money(player) == money
+
+
 async def test_requests_without_a_house_session_are_refused(house: House) -> None:
     """No token is unauthorized, another provider's session too; malformed rounds are invalid."""
     player = await house.player()

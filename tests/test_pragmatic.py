@@ -31,7 +31,7 @@ from gateway.app import create_app
 from gateway.settings import OperatorSettings, Settings
 from providers import registry
 from providers.base import LaunchRequest, ProviderConfig
-from providers.pragmatic import errors, signing
+from providers.pragmatic import errors, players, signing
 from providers.pragmatic.adapter import PragmaticAdapter
 from providers.pragmatic.simulator import PragmaticSimulator
 from providers.simulator import Outcome, SimPlayer, SimulatorOptions
@@ -410,7 +410,7 @@ async def test_malformed_bets_are_7_and_write_nothing(env: Env, amount: str) -> 
 
 
 async def test_malformed_bodies_are_7_and_write_nothing(env: Env) -> None:
-    """Missing or repeated parameters, bad timestamps, non-form and oversized bodies are 7."""
+    """Missing or repeated parameters, bad timestamps, non-form and oversized bodies and NUL ids are 7."""
     player = await env.player()
     params = bet_params(player, "b1", "1.00")
     missing = {k: v for k, v in params.items() if k != "reference"}
@@ -421,8 +421,11 @@ async def test_malformed_bodies_are_7_and_write_nothing(env: Env) -> None:
     _, not_form = await env.post_bytes("/bet.html", b'{"amount": 1}')
     _, not_utf8 = await env.post_bytes("/bet.html", b"userId=\xff")
     _, oversized = await env.post_bytes("/bet.html", b"a=" + b"1" * 70_000)
-    codes = [a["error"] for a in (no_reference, bad_time, repeated, not_form, not_utf8, oversized)]
-    assert codes == [7] * 6
+    # A NUL, which PostgreSQL text cannot hold, is the caller's mistake (7), not our fault (100).
+    _, nul_reference = await env.post("/bet.html", {**params, "reference": "b\x001"})
+    _, nul_round = await env.post("/bet.html", {**params, "roundId": "r\x00"})
+    answers = (no_reference, bad_time, repeated, not_form, not_utf8, oversized, nul_reference, nul_round)
+    assert [a["error"] for a in answers] == [7] * 8
     assert await env.written() == 0
 
 
@@ -550,6 +553,24 @@ async def test_owed_money_for_a_user_never_authenticated_is_2(env: Env) -> None:
     _, answer = await env.post("/result.html", result_params(player, "w1", "1.00"))
     assert answer["error"] == 2
     assert await env.written() == 0
+
+
+async def test_a_redis_flush_loses_no_win(env: Env) -> None:
+    """After Redis lost the remembered currency, token-less calls take it from the round in PostgreSQL."""
+    player = await env.player(currency="BTC", balance_minor=5_000_000)
+    await env.post("/bet.html", bet_params(player, "b1", "0.01"))
+    await env.post("/bet.html", bet_params(player, "b2", "0.02", round_id="r2"))
+    await env.app[keys.SESSIONS].redis.flushdb()
+    _, win = await env.post("/result.html", result_params(player, "w1", "0.5"))
+    _, refund = await env.post("/refund.html", call(player, reference="b2"))
+    _, balance = await env.post("/balance.html", call(player))
+    assert (win["error"], refund["error"], balance["error"]) == (0, 0, 0)
+    assert (win["currency"], balance["currency"]) == ("BTC", "BTC")
+    assert await env.money(currency="BTC") == 5_000_000 - 1_000_000 + 50_000_000
+    remembered = await env.app[keys.SESSIONS].redis.get(
+        players.currency_key(env.app[keys.PROVIDER_CONTEXT], f"{OPERATOR}:{player.player_id}")
+    )
+    assert remembered == b"BTC"
 
 
 # refund.html, endRound.html, adjustment.html

@@ -46,6 +46,25 @@ class OperatorRuntime:
     backend: OperatorWallet
 
 
+def _check_ids(op: Operation) -> None:
+    """Refuse an id that is missing, too long, or holds a character PostgreSQL text cannot store."""
+    for name, value in (("external id", op.external_id), ("player id", op.player_id)):
+        if not value or len(value) > MAX_ID_LENGTH:
+            raise InvalidRequestError(f"{name} must be 1 to {MAX_ID_LENGTH} characters")
+    named = (
+        ("external id", op.external_id),
+        ("player id", op.player_id),
+        ("round id", op.round_id),
+        ("game id", op.game_id),
+        ("reference id", op.reference_id),
+        ("campaign id", op.campaign_id),
+    )
+    for name, value in named:
+        # PostgreSQL text cannot hold NUL: caught here it is the caller's mistake, not our fault.
+        if value is not None and "\x00" in value:
+            raise InvalidRequestError(f"{name} must not contain a NUL character")
+
+
 class Wallet:
     """Applies canonical operations against the ledger and each operator's wallet backend."""
 
@@ -96,14 +115,9 @@ class Wallet:
         if begun.error is not None and not isinstance(begun.error, RejectedError):
             raise begun.error
         if begun.needs_balance:
+            # The operator's own balance (seamless), asked after the commit and outside the batch.
             async with self.pool.acquire() as conn:
-                if begun.result is not None:
-                    return await self._with_current_balance(conn, rt, op, begun.result)
-                if isinstance(begun.error, RejectedError):
-                    # A replayed refusal carries the current balance, like a replayed success.
-                    current = await self._current_balance(conn, rt, op)
-                    if current is not None:
-                        begun.error.balance_minor = current
+                await self._fill_balance(conn, rt, op, begun)
         if begun.transfer is not None:
             return await self.forwarder.forward(
                 self.engine, rt.policy, rt.backend, begun.op_id, begun.transfer
@@ -123,9 +137,7 @@ class Wallet:
         self._check_currency(op.currency)
         if op.scope_by_player != caps.ids_scoped_by_player:
             raise InvalidRequestError("operation scope does not match the provider's capabilities")
-        for name, value in (("external id", op.external_id), ("player id", op.player_id)):
-            if not value or len(value) > MAX_ID_LENGTH:
-                raise InvalidRequestError(f"{name} must be 1 to {MAX_ID_LENGTH} characters")
+        _check_ids(op)
         if op.kind in (Kind.DEBIT, Kind.CREDIT):
             if op.amount_minor is None or op.amount_minor < 0:
                 raise InvalidRequestError("amount must be zero or more")
@@ -139,7 +151,13 @@ class Wallet:
     async def _one_by_one(self, conn: Connection, job: Job) -> Outcome:
         """Apply one operation the engine's batch statements do not decide, inside its batch."""
         assert job.op is not None
-        return await self._begin(conn, self.runtime(job.op.operator), job.op, job.caps)
+        rt = self.runtime(job.op.operator)
+        outcome = await self._begin(conn, rt, job.op, job.caps)
+        if outcome.needs_balance and rt.backend.in_database:
+            # Read in the batch right after this operation, as one by one would: the balance of
+            # its moment, not one that shows the operations after it in the same batch.
+            await self._fill_balance(conn, rt, job.op, outcome)
+        return outcome
 
     async def _begin(
         self, conn: Connection, rt: OperatorRuntime, op: Operation, caps: Capabilities
@@ -344,6 +362,19 @@ class Wallet:
         except UnavailableError:
             return None
         return reply.balance_minor if reply.ok else None
+
+    async def _fill_balance(
+        self, conn: Connection, rt: OperatorRuntime, op: Operation, outcome: Outcome
+    ) -> None:
+        """Give an answer that carries the current balance (a replay, a refusal, no move) that balance."""
+        if outcome.result is not None:
+            outcome.result = await self._with_current_balance(conn, rt, op, outcome.result)
+        elif isinstance(outcome.error, RejectedError):
+            # A replayed refusal carries the current balance, like a replayed success.
+            current = await self._current_balance(conn, rt, op)
+            if current is not None:
+                outcome.error.balance_minor = current
+        outcome.needs_balance = False
 
     async def _with_current_balance(
         self, conn: Connection, rt: OperatorRuntime, op: Operation, result: Result

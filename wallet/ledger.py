@@ -420,3 +420,20 @@ async def hurry(conn: Connection, op_id: int) -> None:
         "UPDATE croupier.outbox SET due_at = now() WHERE operation_id = $1 AND state = 'scheduled'",
         op_id,
     )
+
+
+async def round_currency(
+    conn: Connection | asyncpg.Pool, provider: str, operator: str, player_id: str, round_id: str | None
+) -> str | None:
+    """Return the currency of a player's round with a provider, else of their latest round there."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT coalesce("
+        " (SELECT currency FROM croupier.rounds WHERE provider = $1 AND operator = $2"
+        "  AND player_id = $3 AND round_id = $4),"
+        " (SELECT currency FROM croupier.rounds WHERE provider = $1 AND operator = $2"
+        "  AND player_id = $3 ORDER BY opened_at DESC LIMIT 1))",
+        provider,
+        operator,
+        player_id,
+        round_id,
+    )

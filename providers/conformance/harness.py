@@ -79,6 +79,12 @@ class Kit:
         """End the player's session at once."""
         await self.app[keys.SESSIONS].end(player.token)
 
+    async def forget_redis(self) -> None:
+        """Delete every key the gateway keeps in Redis, as a flush or a lost primary would."""
+        sessions = self.app[keys.SESSIONS]
+        async for key in sessions.redis.scan_iter(match=f"{sessions.prefix}:*"):
+            await sessions.redis.unlink(key)
+
     async def written(self) -> int:
         """Return how many operations the ledger holds, to show that nothing was written."""
         return int(await self.app[keys.PG_POOL].fetchval("SELECT count(*) FROM croupier.operations"))

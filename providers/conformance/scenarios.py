@@ -184,20 +184,38 @@ async def blocked_player_bets_refused_wins_paid(kit: Kit) -> None:
     await expect_money(kit, player, 100_00 - 1_00 + 4_00, "blocked player after the win")
 
 
-async def expired_session_bets_refused_wins_paid(kit: Kit) -> None:
-    """After the session ends, owed money (win, refund) is still paid; a new bet is refused."""
+async def _owed_money_paid_after(
+    kit: Kit, lose: Callable[[SimPlayer], Awaitable[None]], what: str
+) -> SimPlayer:
+    """Bet twice, lose what `lose` takes away, then expect the win and the refund still paid."""
     player = await kit.player()
     round_id, tx = await _bet(kit, player, 1_00)
     round2, tx2 = await _bet(kit, player, 2_00)
-    await kit.expire(player)
-    expect_ok(await kit.sim.win(player, 3_00, round_id, kit.new_id("win"), tx), "win after expiry")
-    expect_ok(await kit.sim.rollback(player, tx2, round2, kit.new_id("rb"), 2_00), "refund after expiry")
+    await lose(player)
+    expect_ok(await kit.sim.win(player, 3_00, round_id, kit.new_id("win"), tx), f"win after {what}")
+    expect_ok(await kit.sim.rollback(player, tx2, round2, kit.new_id("rb"), 2_00), f"refund after {what}")
+    await expect_money(kit, player, 100_00 - 1_00 + 3_00, f"after {what}")
+    return player
+
+
+async def expired_session_bets_refused_wins_paid(kit: Kit) -> None:
+    """After the session ends, owed money (win, refund) is still paid; a new bet is refused."""
+    player = await _owed_money_paid_after(kit, kit.expire, "expiry")
     expected = 100_00 - 1_00 + 3_00
-    await expect_money(kit, player, expected, "after expiry")
     if kit.sim.checks_session_on_bet:
         answer = await kit.sim.bet(player, 1_00, kit.new_id("round"), kit.new_id("bet"))
         expect_not_applied(answer, "bet on an expired session")
         await expect_money(kit, player, expected, "after a bet on an expired session")
+
+
+async def redis_loss_loses_no_money(kit: Kit) -> None:
+    """With everything the gateway keeps in Redis lost (a flush, a failed primary), owed money is paid."""
+
+    async def forget(player: SimPlayer) -> None:
+        del player  # everything goes, not one player's keys
+        await kit.forget_redis()
+
+    await _owed_money_paid_after(kit, forget, "losing Redis")
 
 
 async def rollback_refunds_and_replays(kit: Kit) -> None:
@@ -309,7 +327,7 @@ async def bad_signature_is_refused(kit: Kit) -> None:
 
 
 async def malformed_input_is_refused(kit: Kit) -> None:
-    """Malformed bodies and bad amounts get a clear error and write nothing."""
+    """Malformed bodies, bad amounts and ids with a NUL get a clear error and write nothing."""
     player = await kit.player()
     before = await kit.written()
     bodies = [b"{not a body", b"\xff\xfe\x00"]
@@ -317,6 +335,8 @@ async def malformed_input_is_refused(kit: Kit) -> None:
         kit.sim.bet_body(player, amount, kit.new_id("round"), kit.new_id("bet"))
         for amount in ("1.001", "-1.00", "true", '"ten"', "1e400", "[]")
     ]
+    # A round id with a NUL, which PostgreSQL text cannot hold: the caller's mistake, not a fault.
+    bodies.append(kit.sim.bet_body(player, "1.00", kit.new_id("round") + "\x00", kit.new_id("bet")))
     for body in bodies:
         answer = await kit.sim.send_raw("bet", body, sign=True)
         expect(
@@ -353,6 +373,7 @@ BATTERY: tuple[Scenario, ...] = tuple(
         bet_limit_is_refused,
         blocked_player_bets_refused_wins_paid,
         expired_session_bets_refused_wins_paid,
+        redis_loss_loses_no_money,
         rollback_refunds_and_replays,
         rollback_before_bet_tombstones,
         rollback_after_win_refused,

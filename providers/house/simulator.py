@@ -204,9 +204,11 @@ class HouseSimulator(ProviderSimulator):
     def bet_body(self, player: SimPlayer, amount: str, round_id: str, tx_id: str) -> bytes:
         """Return a dice round's body with the bet written as given (minor units when it is exact)."""
         written = amount.replace(".", "") if _MINOR_TEXT.fullmatch(amount) else amount
+        # A malformed name stays as written, so the kit's bad ids reach the adapter unmapped.
+        malformed = not round_id.isprintable()
         payload = {
             "token": player.token,
-            "round_id": kit_round_id(round_id),
+            "round_id": round_id if malformed else kit_round_id(round_id),
             "game": "dice",
             "bet_minor": "__bet__",
             "params": {"target": 50, "direction": "under"},

@@ -158,8 +158,13 @@ class PragmaticAdapter(Adapter):
             scope_by_player=self.capabilities.ids_scoped_by_player,
         )
 
+    async def _player(
+        self, p: schemas.Params, ctx: ProviderContext, round_id: str | None = None
+    ) -> players.Player:
+        return await players.resolve(self.name, p, ctx, round_id=round_id, ttl_s=self.currency_ttl_s)
+
     async def _balance(self, p: schemas.Params, ctx: ProviderContext) -> Operation:
-        player = await players.resolve(self.name, p, ctx)
+        player = await self._player(p, ctx)
         return self._op(Kind.BALANCE, player, player.currency_in(ctx))
 
     async def _bet(self, p: schemas.Params, ctx: ProviderContext) -> Operation:
@@ -170,7 +175,7 @@ class PragmaticAdapter(Adapter):
         p.present("roundDetails")
         if self.require_token_on_bet and p.optional("token", max_len=players.MAX_TOKEN) is None:
             raise RejectedError(Reason.SESSION_EXPIRED, "a bet needs the player's token")
-        player = await players.resolve(self.name, p, ctx)
+        player = await self._player(p, ctx, round_id)
         currency = player.currency_in(ctx, bet=True)
         return self._op(
             Kind.DEBIT,
@@ -187,7 +192,7 @@ class PragmaticAdapter(Adapter):
         p.timestamp()
         p.present("roundDetails")
         bonus_code = p.optional("bonusCode")
-        player = await players.resolve(self.name, p, ctx)
+        player = await self._player(p, ctx, round_id)
         currency = player.currency_in(ctx)
         win = self._op(
             Kind.CREDIT,
@@ -224,7 +229,7 @@ class PragmaticAdapter(Adapter):
         bonus_code = p.text("bonusCode")
         p.optional("roundId")
         game_id = p.optional("gameId")
-        player = await players.resolve(self.name, p, ctx)
+        player = await self._player(p, ctx)
         currency = player.currency_in(ctx)
         amount_minor = p.amount("amount", currency)
         if not self.bonus_win_credits:
@@ -247,7 +252,7 @@ class PragmaticAdapter(Adapter):
         game_id, round_id, reference = p.text("gameId"), p.text("roundId"), p.text("reference")
         p.text("jackpotId")
         p.timestamp()
-        player = await players.resolve(self.name, p, ctx)
+        player = await self._player(p, ctx, round_id)
         currency = player.currency_in(ctx)
         return self._op(
             Kind.CREDIT,
@@ -266,7 +271,7 @@ class PragmaticAdapter(Adapter):
         p.text("campaignType")
         p.timestamp()
         currency = ctx.currency(p.text("currency"))
-        player = await players.resolve(self.name, p, ctx)
+        player = await self._player(p, ctx)
         if player.currency is not None and player.currency != currency.code:
             raise InvalidRequestError(f"currency {currency.code} is not the player's {player.currency}")
         # Campaign payouts (tournaments, cash drops) arrive after the campaign: a round of their own.
@@ -285,7 +290,7 @@ class PragmaticAdapter(Adapter):
     async def _refund(self, p: schemas.Params, ctx: ProviderContext) -> Operation:
         reference = p.text("reference")
         round_id, game_id = p.optional("roundId"), p.optional("gameId")
-        player = await players.resolve(self.name, p, ctx)
+        player = await self._player(p, ctx, round_id)
         currency = player.currency_in(ctx)
         # The refund names the bet by the bet's own reference and has no id of its own.
         return self._op(
@@ -301,7 +306,7 @@ class PragmaticAdapter(Adapter):
 
     async def _end_round(self, p: schemas.Params, ctx: ProviderContext) -> Operation:
         game_id, round_id = p.text("gameId"), p.text("roundId")
-        player = await players.resolve(self.name, p, ctx)
+        player = await self._player(p, ctx, round_id)
         currency = player.currency_in(ctx)
         p.optional_amount("win", currency)  # informational only: checked, never applied
         # A round id need not be unique across players (live tables): key its end by both.
@@ -317,7 +322,7 @@ class PragmaticAdapter(Adapter):
     async def _adjustment(self, p: schemas.Params, ctx: ProviderContext) -> Operation:
         game_id, round_id, reference = p.text("gameId"), p.text("roundId"), p.text("reference")
         p.timestamp()
-        player = await players.resolve(self.name, p, ctx)
+        player = await self._player(p, ctx, round_id)
         currency = player.currency_in(ctx)
         amount_minor = p.amount("amount", currency, signed=True)
         p.amount("validBetAmount", currency)  # reported turnover: checked, never applied

@@ -48,8 +48,15 @@ async def remember(ctx: ProviderContext, uid: str, currency: str, ttl_s: int) ->
     await ctx.sessions.redis.set(currency_key(ctx, uid), currency, ex=ttl_s)
 
 
-async def resolve(provider: str, p: schemas.Params, ctx: ProviderContext) -> Player:
-    """Return the caller's player, with the currency from its token or its last authentication."""
+async def resolve(
+    provider: str,
+    p: schemas.Params,
+    ctx: ProviderContext,
+    *,
+    round_id: str | None = None,
+    ttl_s: int = CURRENCY_TTL_S,
+) -> Player:
+    """Return the caller's player, with the currency of its token, its authentication or its round."""
     uid = p.text("userId", max_len=schemas.MAX_USER_ID)
     try:
         operator, player_id = split_user_id(uid)
@@ -66,5 +73,10 @@ async def resolve(provider: str, p: schemas.Params, ctx: ProviderContext) -> Pla
     if session is not None:
         return Player(uid, operator, player_id, session.currency, state)
     remembered = await ctx.sessions.redis.get(currency_key(ctx, uid))
-    currency = remembered.decode() if isinstance(remembered, bytes) else None
+    if isinstance(remembered, bytes):
+        return Player(uid, operator, player_id, remembered.decode(), state)
+    # Redis is a cache: a win owed after a flush is still paid, in the currency the round was bet in.
+    currency = await ctx.round_currency(provider, operator, player_id, round_id)
+    if currency is not None:
+        await remember(ctx, uid, currency, ttl_s)
     return Player(uid, operator, player_id, currency, state)
