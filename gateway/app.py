@@ -54,7 +54,10 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     assert settings.redis_url is not None
-    client = aioredis.from_url(settings.redis_url)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_pool_size, timeout=settings.redis_wait_s
+    )
+    client = aioredis.Redis.from_pool(pool)  # the client owns the pool and closes it
     app[keys.REDIS] = client
     tokens = SessionTokens(settings.session_keys, settings.session_active_key)
     app[keys.SESSIONS] = SessionStore(client, tokens)

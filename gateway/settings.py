@@ -78,6 +78,10 @@ class Settings:
     engine_max_batch: int = 256
     engine_writers: int = 1
     pool_size: int = 20
+    # Redis connections per process. A request past them waits (up to redis_wait_s) rather than
+    # failing: redis-py's default pool raises at 100 connections in use, a burst any node sees.
+    redis_pool_size: int = 64
+    redis_wait_s: float = 5.0
     # Session tokens are JWTs signed with the active key; older keys still verify until removed.
     # With none configured each process makes its own, which only suits a single node.
     session_keys: Mapping[str, bytes] = field(default_factory=lambda: {"local": secrets.token_bytes(32)})
@@ -254,6 +258,8 @@ def from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         engine_max_batch=_int(gw.get("engine_max_batch", 256), "gateway.engine_max_batch", 1),
         engine_writers=_int(gw.get("engine_writers", 1), "gateway.engine_writers", 1),
         pool_size=_int(gw.get("pool_size", 20), "gateway.pool_size", 1),
+        redis_pool_size=_int(gw.get("redis_pool_size", 64), "gateway.redis_pool_size", 1),
+        redis_wait_s=_float(gw.get("redis_wait_s", 5.0), "gateway.redis_wait_s", 0),
         session_ttl_s=_int(gw.get("session_ttl_s", 4 * 3600), "gateway.session_ttl_s", 1),
         api_audience=str(gw.get("api_audience", "croupier")),
         catalogue_ttl_s=_float(gw.get("catalogue_ttl_s", 300.0), "gateway.catalogue_ttl_s", 0),

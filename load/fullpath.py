@@ -162,6 +162,13 @@ async def verify(
                 operator,
             )
         )
+        reasons = _pairs(
+            await conn.fetch(
+                "SELECT coalesce(reason, state), count(*) FROM croupier.operations"
+                " WHERE operator = $1 AND state <> 'applied' GROUP BY 1",
+                operator,
+            )
+        )
         outbox = await conn.fetchval(
             "SELECT count(*) FROM croupier.outbox WHERE operator = $1 AND state <> 'cancelled'",
             operator,
@@ -179,7 +186,9 @@ async def verify(
     agree = sum(OPENING_MINOR + int(sums.get(p.player_id, 0)) == held.get(p.player_id) for p in players)
     not_applied = sum(n for state, n in states.items() if state != "applied")
     phase.notes.append(
-        f"gateway operations by state: {states}; outbox rows not cancelled: {outbox};"
+        f"gateway operations by state: {states}"
+        + (f" (not applied, by reason: {reasons})" if reasons else "")
+        + f"; outbox rows not cancelled: {outbox};"
         f" balances equal to opening + ledger entries: {agree}/{len(players)}"
     )
     if not_applied or agree != len(players) or phase.refused or phase.errors:

@@ -9,6 +9,7 @@ import pytest
 from helpers import *  # noqa: F403 -- the harness fixtures: harness, backend, gw
 from helpers import OPENING_MINOR, Gateway, Harness, definite
 
+from gateway import keys
 from providers.generic.simulator import Answer
 from wallet.ledger import SCHEMA
 from wallet.migrate import load_migrations, migrate
@@ -141,3 +142,13 @@ async def test_the_idempotency_key_is_the_only_unique_guard_on_operations(fresh_
     finally:
         await conn.close()
     assert [r["def"].split(" USING btree ")[1] for r in unique] == ["(provider, scope, kind, external_id)"]
+
+
+async def test_a_burst_past_the_redis_pool_waits_instead_of_failing(harness: Harness):
+    """More session look-ups at once than Redis connections: each waits its turn, none fails."""
+    gw = await harness.gateway("ledger")
+    token = await gw.session()
+    sessions = gw.app[keys.SESSIONS]
+    burst = 3 * gw.app[keys.SETTINGS].redis_pool_size  # redis-py's own default pool fails past 100
+    found = await asyncio.gather(*(sessions.get(token) for _ in range(burst)))
+    assert all(s is not None and s.player_id == "p1" for s in found)

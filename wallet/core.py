@@ -51,7 +51,7 @@ def _check_ids(op: Operation) -> None:
     for name, value in (("external id", op.external_id), ("player id", op.player_id)):
         if not value or len(value) > MAX_ID_LENGTH:
             raise InvalidRequestError(f"{name} must be 1 to {MAX_ID_LENGTH} characters")
-    named = (
+    named: tuple[tuple[str, str | None], ...] = (
         ("external id", op.external_id),
         ("player id", op.player_id),
         ("round id", op.round_id),
@@ -59,10 +59,10 @@ def _check_ids(op: Operation) -> None:
         ("reference id", op.reference_id),
         ("campaign id", op.campaign_id),
     )
-    for name, value in named:
+    for label, text in named:
         # PostgreSQL text cannot hold NUL: caught here it is the caller's mistake, not our fault.
-        if value is not None and "\x00" in value:
-            raise InvalidRequestError(f"{name} must not contain a NUL character")
+        if text is not None and "\x00" in text:
+            raise InvalidRequestError(f"{label} must not contain a NUL character")
 
 
 class Wallet:
