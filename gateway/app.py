@@ -60,8 +60,14 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     client = aioredis.Redis.from_pool(pool)  # the client owns the pool and closes it
     app[keys.REDIS] = client
     tokens = SessionTokens(settings.session_keys, settings.session_active_key)
-    app[keys.SESSIONS] = SessionStore(client, tokens)
+    sessions = SessionStore(client, tokens, cache_s=settings.session_cache_s)
+    app[keys.SESSIONS] = sessions
+    follower = asyncio.create_task(sessions.follow_ended(), name="session-eviction")
     yield
+    sessions.stop_following()
+    # It returns within its poll on its own; asyncio.wait neither cancels nor waits forever.
+    await asyncio.wait({follower}, timeout=5)
+    follower.cancel()
     await client.aclose()
 
 

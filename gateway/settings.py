@@ -87,6 +87,9 @@ class Settings:
     session_keys: Mapping[str, bytes] = field(default_factory=lambda: {"local": secrets.token_bytes(32)})
     session_active_key: str = "local"
     session_ttl_s: int = 4 * 3600
+    # How long a node keeps a session it has read; an ended session is dropped on every node at
+    # once (Redis pub/sub), so this bounds only what a node that missed the message honours.
+    session_cache_s: float = 1.0
     # The `aud` an operator's client assertion must name.
     api_audience: str = "croupier"
     # How long each node keeps the merged game catalogue before asking the adapters again.
@@ -261,6 +264,7 @@ def from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         redis_pool_size=_int(gw.get("redis_pool_size", 64), "gateway.redis_pool_size", 1),
         redis_wait_s=_float(gw.get("redis_wait_s", 5.0), "gateway.redis_wait_s", 0),
         session_ttl_s=_int(gw.get("session_ttl_s", 4 * 3600), "gateway.session_ttl_s", 1),
+        session_cache_s=_float(gw.get("session_cache_s", 1.0), "gateway.session_cache_s", 0),
         api_audience=str(gw.get("api_audience", "croupier")),
         catalogue_ttl_s=_float(gw.get("catalogue_ttl_s", 300.0), "gateway.catalogue_ttl_s", 0),
         **_session_keys(gw),

@@ -1023,3 +1023,14 @@ async def test_a_replay_in_a_batch_answers_the_balance_of_its_moment(harness: Ha
     assert isinstance(second, Result)
     # One by one the copy answers 900; in the batch it answers 800, the balance after the second bet.
     assert (first.balance_minor, copy_.balance_minor, second.balance_minor) == (900, 900, 800)
+
+
+async def test_a_bet_that_fails_on_the_one_by_one_path_leaves_no_round(harness: Harness):
+    """A bet on a player with no account goes one by one; when PostgreSQL refuses it, no round is left."""
+    (gw,) = await nodes(harness)
+    await gw.pool.execute(POISON_TRIGGER)
+    poisoned = localize(POISONS["bet's game"](0, GENERIC), namespace())
+    (answer,) = await batched(gw, [poisoned])
+    assert isinstance(answer, asyncpg.InvalidParameterValueError)
+    # The prefetch opened the round before the rules sent the bet one by one; its savepoint undid it.
+    assert await gw.pool.fetchval("SELECT count(*) FROM croupier.rounds") == 0

@@ -345,6 +345,8 @@ async def test_a_redis_loss_moves_no_money(house: House) -> None:
     await open_round(house.pool, adapter.book, house.app[keys.PROVIDER_CONTEXT], request)
     money = await house.money(player)
     await house.app[keys.SESSIONS].redis.flushdb()
+    # ...and the node's own copy of the session has lapsed too (it keeps one session_cache_s).
+    house.app[keys.SESSIONS].forget_cached()
     status, again = await house.round(player, "slot", played_id)
     assert status == 200, again
     assert (again["outcome"], again["replay"], again["balance_minor"]) == (played["outcome"], True, money)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
 import jwt
 import orjson
@@ -66,5 +69,69 @@ async def test_ending_a_session_revokes_its_token_at_once(fresh_redis: str) -> N
         await store.end(session.token)
         assert await store.get(session.token) is None
         assert await store.of_player("op1", "p1") == []
+    finally:
+        await client.aclose()
+
+
+async def _gets(client: aioredis.Redis) -> int:
+    """Return how many GET commands this Redis server has run."""
+    stats = await client.info("commandstats")
+    return int(stats.get("cmdstat_get", {}).get("calls", 0))
+
+
+@contextlib.asynccontextmanager
+async def _node(url: str, cache_s: float) -> AsyncIterator[SessionStore]:
+    """Yield one node's session store, following ended sessions as a gateway does."""
+    client = aioredis.from_url(url)
+    store = SessionStore(client, SessionTokens({"k1": OLD}, "k1"), cache_s=cache_s)
+    ready = asyncio.Event()
+    follower = asyncio.create_task(store.follow_ended(ready))
+    try:
+        await asyncio.wait_for(ready.wait(), 5)
+        yield store
+    finally:
+        store.stop_following()
+        await asyncio.wait_for(follower, 5)
+        await client.aclose()
+
+
+async def test_a_node_reads_a_session_from_redis_once(fresh_redis: str) -> None:
+    """Within cache_s a node answers a session from memory; with cache_s = 0 it asks Redis each time."""
+    async with _node(fresh_redis, 3600) as cached, _node(fresh_redis, 0) as uncached:
+        session = await cached.create("op1", "p1", "EUR", "generic", "g1", 600)
+        before = await _gets(cached.redis)
+        for _ in range(5):
+            assert await cached.get(session.token) == session
+        assert await _gets(cached.redis) - before == 1
+        before = await _gets(cached.redis)
+        for _ in range(5):
+            assert await uncached.get(session.token) == session
+        assert await _gets(cached.redis) - before == 5
+
+
+async def test_a_session_ended_on_one_node_is_refused_on_every_node_at_once(fresh_redis: str) -> None:
+    """Node B holds the session for an hour; node A ends it; B refuses it once the message lands."""
+    async with _node(fresh_redis, 3600) as a, _node(fresh_redis, 3600) as b:
+        session = await a.create("op1", "p1", "EUR", "generic", "g1", 600)
+        assert await b.get(session.token) == session
+        assert await a.get(session.token) == session
+        await a.end(session.token)
+        assert await a.get(session.token) is None  # the node that ended it: at once
+        # The other: as soon as Redis delivers the message (far sooner than its hour of cache).
+        deadline = time.monotonic() + 10
+        while await b.get(session.token) is not None:
+            assert time.monotonic() < deadline, "node B still honours an ended session"
+            await asyncio.sleep(0.01)
+
+
+async def test_without_its_subscription_a_node_caches_nothing(fresh_redis: str) -> None:
+    """A store that does not follow ended sessions (a tool, a lost channel) reads Redis every time."""
+    client = aioredis.from_url(fresh_redis)
+    try:
+        store = SessionStore(client, SessionTokens({"k1": OLD}, "k1"), cache_s=3600)
+        session = await store.create("op1", "p1", "EUR", "generic", "g1", 600)
+        assert await store.get(session.token) == session
+        await client.delete(store._key(session.session_id))  # as a flush would
+        assert await store.get(session.token) is None
     finally:
         await client.aclose()

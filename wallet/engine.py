@@ -261,12 +261,28 @@ class Engine:
             for job in jobs
             if job.op and job.policy
         ]
-        snap = await prefetch(conn, items)
-        decisions = decide(items, snap)
-        if not decisions:
-            return []
-        stored = await write(conn, decisions, snap)
-        return [_outcome(d, row) for d, row in zip(decisions, stored, strict=True)]
+        while items:
+            # In a savepoint: the prefetch opens the rounds of every item, and an item the rules
+            # leave to the one-by-one path must not find (or, if that path fails, leave) a round
+            # this batch opened for it. Only the decided prefix is then prefetched again.
+            savepoint = conn.transaction()
+            await savepoint.start()
+            try:
+                snap = await prefetch(conn, items)
+                decisions = decide(items, snap)
+                if len(decisions) == len(items):
+                    stored = await write(conn, decisions, snap)
+                    await savepoint.commit()
+                    return [_outcome(d, row) for d, row in zip(decisions, stored, strict=True)]
+            except BaseException:
+                # Whatever failed, the batch fails with it (or runs again); a rollback that fails
+                # too must not hide why.
+                with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                    await savepoint.rollback()
+                raise
+            await savepoint.rollback()
+            items = items[: len(decisions)]
+        return []
 
 
 _STOP: Any = object()

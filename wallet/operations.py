@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import Enum, StrEnum
 from typing import Any
@@ -81,6 +81,8 @@ class Operation:
     # The free-round campaign (or promotion) a credit pays for, as the provider named it; it ties
     # the win to the campaign's progress and is not part of the idempotency comparison.
     campaign_id: str | None = None
+    # transaction_id, computed once: the hot path asks for it more than once per operation.
+    _transaction_id: uuid.UUID | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def scope(self) -> str:
@@ -90,9 +92,13 @@ class Operation:
     @property
     def transaction_id(self) -> uuid.UUID:
         """Return Croupier's deterministic transaction id for this operation."""
+        if self._transaction_id is not None:
+            return self._transaction_id
         # A JSON array is unambiguous whatever the ids contain (a separator could appear in them).
         key = orjson.dumps([self.provider, self.scope, self.kind.value, self.external_id]).decode()
-        return uuid.uuid5(TRANSACTION_NAMESPACE, key)
+        found = uuid.uuid5(TRANSACTION_NAMESPACE, key)
+        object.__setattr__(self, "_transaction_id", found)  # frozen: a cache, not a change
+        return found
 
     def compared_fields(self) -> tuple[tuple[str, object], ...]:
         """Return the fields a repeat must match, in the order a mismatch names them."""
