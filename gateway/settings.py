@@ -72,9 +72,10 @@ class Settings:
     operators: Mapping[str, OperatorSettings] = field(default_factory=dict)
     providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
     outbox_interval_s: float = 0.5
-    # The ledger engine's window: how long its writer waits for more operations to share a commit,
-    # and the most one commit takes.
-    engine_window_ms: float = 0.5
+    # How long the engine's writer waits for more operations once it has one, beyond those queued
+    # while the previous batch committed (which form the batch by themselves). 0 waits for none:
+    # on the measured machine a window only added latency (docs/benchmarks.md).
+    engine_window_ms: float = 0.0
     engine_max_batch: int = 256
     engine_writers: int = 1
     pool_size: int = 20
@@ -257,7 +258,7 @@ def from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         operators=operators,
         providers=providers,
         outbox_interval_s=_float(gw.get("outbox_interval_s", 0.5), "gateway.outbox_interval_s", 0),
-        engine_window_ms=_float(gw.get("engine_window_ms", 0.5), "gateway.engine_window_ms", 0),
+        engine_window_ms=_float(gw.get("engine_window_ms", 0.0), "gateway.engine_window_ms", 0),
         engine_max_batch=_int(gw.get("engine_max_batch", 256), "gateway.engine_max_batch", 1),
         engine_writers=_int(gw.get("engine_writers", 1), "gateway.engine_writers", 1),
         pool_size=_int(gw.get("pool_size", 20), "gateway.pool_size", 1),

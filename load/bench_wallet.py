@@ -252,6 +252,7 @@ class Bench:
             providers={"generic": ProviderConfig("generic", {PROVIDER_KEY: self.provider_secret})},
             pool_size=pool_size,
             engine_writers=int(os.environ.get("BENCH_ENGINE_WRITERS", "1")),
+            engine_window_ms=float(os.environ.get("BENCH_ENGINE_WINDOW_MS", self.ready.engine_window_ms)),
         )
         return await self.children.start("gateway", settings, label)
 

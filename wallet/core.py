@@ -75,7 +75,7 @@ class Wallet:
         currencies: CurrencyTable,
         metrics: Metrics,
         *,
-        window_s: float = 0.0005,
+        window_s: float = 0.0,
         max_batch: int = 256,
         writers: int = 1,
     ) -> None:

@@ -90,7 +90,7 @@ class Engine:
         one_by_one: OneByOne | None = None,
         metrics: Metrics | None = None,
         *,
-        window_s: float = 0.0005,
+        window_s: float = 0.0,
         max_batch: int = 256,
         writers: int = 1,
     ) -> None:
