@@ -6,6 +6,8 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import aiohttp
 import orjson
@@ -15,6 +17,7 @@ from tenacity import (
     stop_after_delay,
     wait_exponential,
 )
+from yarl import URL
 
 from wallet.db import Connection
 from wallet.errors import UnavailableError
@@ -23,6 +26,10 @@ from wallet.operations import Reply, ReplyStatus, Transfer
 from wallet.signing import Signer
 
 _DEFINITE_HTTP = frozenset({200, 400, 401, 413})
+
+
+# The Operator Wallet API lists at most 1000 transactions a page.
+LISTING_PAGE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +130,26 @@ class SeamlessWallet:
                     self.metrics.operator_retries.labels(self.config.operator, transfer.type.value).inc()
                 return self._reply(await self._call("POST", path, payload))
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def transactions(
+        self, since: datetime, until: datetime, after: int, limit: int = LISTING_PAGE
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Read one page of the operator's transactions listing (for reconciliation)."""
+        # Built by yarl, as aiohttp sends it: the signature covers the path exactly as it travels.
+        query: dict[str, str | int] = {
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            "after": after,
+            "limit": limit,
+        }
+        path = str(URL("/v1/transactions").with_query(query))
+        answer = await self._call("GET", path, None)
+        entries, cursor = answer.get("transactions"), answer.get("next_cursor")
+        if answer.get("status") != ReplyStatus.OK.value or not isinstance(entries, list):
+            raise UnavailableError(f"the operator's listing answered {answer.get('status')}")
+        if cursor is not None and (isinstance(cursor, bool) or not isinstance(cursor, int)):
+            raise UnavailableError(f"the operator's listing gave the cursor {cursor!r}")
+        return entries, cursor
 
     async def ping(self) -> None:
         """Raise UnavailableError unless the operator's wallet answers its liveness check."""

@@ -1,0 +1,130 @@
+"""Reconciliation against the reference operator wallet: differences found, safe ones healed, all recorded."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from helpers import *  # noqa: F403 -- the harness fixtures
+from helpers import Gateway, Harness
+
+from gateway import keys
+from wallet.backends.seamless import SeamlessWallet
+from wallet.reconcile import Action, Kind
+from wallet.reconciliation import Summary, run, seamless_lister
+
+HORIZON_S = 600.0
+
+
+async def reconcile_now(gw: Gateway) -> Summary:
+    """Reconcile the last hour of the gateway's operator against its PAM."""
+    backend = gw.app[keys.WALLET].runtime("op1").backend
+    assert isinstance(backend, SeamlessWallet)
+    now = datetime.now(UTC)
+    lister = seamless_lister(backend)
+    return await run(
+        gw.pool, "op1", lister, now - timedelta(hours=1), now + timedelta(minutes=1), now, HORIZON_S
+    )
+
+
+async def _tx(gw: Gateway, external_id: str) -> uuid.UUID:
+    found = await gw.pool.fetchval(
+        "SELECT transaction_id FROM croupier.operations WHERE external_id = $1", external_id
+    )
+    assert found is not None
+    return found  # type: ignore[no-any-return]
+
+
+async def test_books_that_agree_record_a_run_with_no_difference(harness: Harness) -> None:
+    """Bets, wins and a refund applied on both sides: one run recorded, nothing to heal or report."""
+    gw = await harness.gateway("seamless")
+    await gw.open_player("p1", 10_000)
+    token = await gw.session()
+    assert (await gw.debit("b1", "1.00", token=token)).ok
+    assert (await gw.credit("w1", "2.00")).ok
+    assert (await gw.debit("b2", "3.00", token=token, round_id="r2")).ok
+    assert (await gw.rollback("rb2", "b2", round_id="r2")).ok
+    summary = await reconcile_now(gw)
+    assert (summary.ours, summary.theirs, list(summary.differences)) == (4, 4, [])
+    stored = await gw.pool.fetchrow(
+        "SELECT ours, theirs FROM croupier.reconciliations WHERE id = $1", summary.reconciliation_id
+    )
+    assert tuple(stored) == (4, 4)
+
+
+async def test_a_lost_win_is_delivered_again_once_and_a_stranger_is_reported(harness: Harness) -> None:
+    """The operator lost a win and holds a credit nobody sent: the win is sent again, the stranger shown."""
+    gw = await harness.gateway("seamless")
+    assert gw.pam is not None
+    await gw.open_player("p1", 10_000)
+    token = await gw.session()
+    assert (await gw.debit("b1", "1.00", token=token)).ok
+    assert (await gw.credit("w1", "2.00")).ok
+    win = await _tx(gw, "w1")
+    # The operator loses the win (a restore from an old backup, say) and gains a stranger.
+    async with gw.pam.pool.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM pam.transactions WHERE transaction_id = $1", str(win))
+        await conn.execute(
+            "UPDATE pam.players SET balance_minor = balance_minor - 200 WHERE player_id = 'p1'"
+        )
+        stranger = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO pam.transactions (transaction_id, type, player_id, currency, amount_minor,"
+            " round_id, provider, state, status)"
+            " VALUES ($1, 'credit', 'p1', 'EUR', 500, 'r-x', 'other', 'applied', 'OK')",
+            str(stranger),
+        )
+    assert await gw.balance() == 10_000 - 100
+
+    first = await reconcile_now(gw)
+    found = {(d.transaction_id, d.kind, d.action) for d in first.differences}
+    assert found == {
+        (win, Kind.MISSING_AT_OPERATOR, Action.REDELIVER),
+        (stranger, Kind.UNKNOWN_TO_GATEWAY, Action.REPORT),
+    }
+    assert sorted(first.outcomes) == ["healing", "reported"]
+    assert first.unhealed == 1
+
+    # Run again before the outbox has delivered: it is in hand, nothing more is done.
+    second = await reconcile_now(gw)
+    assert sorted(second.outcomes) == ["already_healing", "reported"]
+
+    assert await gw.run_outbox() == 1
+    assert await gw.balance() == 10_000 - 100 + 200
+    third = await reconcile_now(gw)
+    assert [(d.transaction_id, d.kind) for d in third.differences] == [(stranger, Kind.UNKNOWN_TO_GATEWAY)]
+    # A redelivered win is one transaction at the operator, under its own id.
+    count = await gw.pam.pool.fetchval(
+        "SELECT count(*) FROM pam.transactions WHERE transaction_id = $1", str(win)
+    )
+    assert count == 1
+    recorded = await gw.pool.fetch(
+        "SELECT outcome, count(*) FROM croupier.reconciliation_differences GROUP BY outcome ORDER BY outcome"
+    )
+    assert [tuple(r) for r in recorded] == [("already_healing", 1), ("healing", 1), ("reported", 3)]
+
+
+async def test_a_debit_the_provider_was_told_failed_is_cancelled_at_the_operator(harness: Harness) -> None:
+    """The gateway refused a bet for an unknown outcome, the operator kept it: reconciliation cancels it."""
+    gw = await harness.gateway("seamless")
+    assert gw.pam is not None
+    await gw.open_player("p1", 10_000)
+    token = await gw.session()
+    assert (await gw.debit("b1", "1.00", token=token)).ok
+    bet = await _tx(gw, "b1")
+    # As if the operator's answer had been lost: the gateway told the provider the bet failed.
+    async with gw.pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE croupier.operations SET state = 'rejected', reason = 'operator_unknown'"
+            " WHERE transaction_id = $1",
+            bet,
+        )
+    summary = await reconcile_now(gw)
+    assert [(d.transaction_id, d.kind, d.action) for d in summary.differences] == [
+        (bet, Kind.STATUS_MISMATCH, Action.CANCEL_AT_OPERATOR)
+    ]
+    assert summary.outcomes == ["healing"]
+    assert await gw.run_outbox() == 1
+    assert await gw.balance() == 10_000  # the bet's money is back with the player
+    again = await reconcile_now(gw)
+    assert list(again.differences) == []
