@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from gateway import reconcile_cli
 from gateway import settings as settings_mod
 from gateway.app import create_app
 from gateway.runtime import (
@@ -157,6 +158,19 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Reconcile one operator's window against its wallet; exit 1 if anything is left for a person."""
+    from gateway.reconcile_cli import reconcile_operator, table  # noqa: PLC0415
+
+    settings = _settings(args)
+    with backing_services(settings) as ready:
+        _run(check_backing_services(ready))
+        url = settings.database_url or _run(ensure_database(ready.database_url or "", "croupier"))
+        summary = _run(reconcile_operator(dataclasses.replace(ready, database_url=url), args))
+    print(table(summary, args.operator))  # noqa: T201
+    return 1 if summary.unhealed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     parser = argparse.ArgumentParser(prog="croupier", description=__doc__)
@@ -188,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     kit.set_defaults(func=cmd_conformance)
     rng_cli.register(sub)
     games_cli.register(sub, extend=add_recall)
+    reconcile_cli.register(sub).set_defaults(func=cmd_reconcile)
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.add_argument("--config")
     mig.set_defaults(func=cmd_migrate)

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from helpers import *  # noqa: F403 -- the harness fixtures
-from helpers import Gateway, Harness
+from helpers import Gateway, Harness, Pam
 
 from gateway import keys
 from wallet.backends.seamless import SeamlessWallet
+from wallet.pam.server import create_pam_app
+from wallet.pam.settings import PamSettings
 from wallet.reconcile import Action, Kind
 from wallet.reconciliation import Summary, run, seamless_lister
 
 HORIZON_S = 600.0
+CROUPIER = str(Path(sys.executable).parent / "croupier")
+CONFIG = Path(__file__).resolve().parent.parent / "config" / "croupier.toml"
 
 
 async def reconcile_now(gw: Gateway) -> Summary:
@@ -128,3 +136,43 @@ async def test_a_debit_the_provider_was_told_failed_is_cancelled_at_the_operator
     assert await gw.balance() == 10_000  # the bet's money is back with the player
     again = await reconcile_now(gw)
     assert list(again.differences) == []
+
+
+async def _croupier(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
+    """Run the installed command without blocking this loop (the PAM it calls is served here)."""
+    proc = await asyncio.create_subprocess_exec(
+        CROUPIER, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_the_command_prints_the_run_and_exits_1_on_what_is_left(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """`croupier reconcile`: 0 when the books agree, 1 with the difference listed, 2 for a ledger operator."""
+    pam = Pam(await harness.serve(create_pam_app(PamSettings(harness.database_url, {"pam-1": b"change-me"}))))
+    config = tmp_path / "croupier.toml"
+    text = CONFIG.read_text()
+    assert 'wallet_url = "http://127.0.0.1:8090"' in text
+    config.write_text(text.replace('wallet_url = "http://127.0.0.1:8090"', f'wallet_url = "{pam.url}"'))
+    env = {**os.environ, "DATABASE_URL": harness.database_url, "REDIS_URL": harness.redis_url}
+    args = ("reconcile", "--config", str(config), "--operator", "casino")
+    code, out, err = await _croupier(*args, env=env)
+    assert (code, "the books agree" in out) == (0, True), err
+    stranger = uuid.uuid4()
+    await pam.pool.execute(
+        "INSERT INTO pam.transactions (transaction_id, type, player_id, currency, amount_minor,"
+        " round_id, provider, state, status)"
+        " VALUES ($1, 'credit', 'p1', 'EUR', 500, 'r', 'x', 'applied', 'OK')",
+        str(stranger),
+    )
+    code, out, err = await _croupier(*args, env=env)
+    assert code == 1, err
+    assert f"unknown_to_gateway     {stranger}  reported" in out
+    assert "left for a person: 1" in out
+    code, out, err = await _croupier("reconcile", "--config", str(config), "--operator", "house", env=env)
+    assert code == 2
+    assert "croupier: error: operator house keeps its money in the gateway's ledger" in err
+    assert "Traceback" not in err
