@@ -13,6 +13,7 @@ from aiohttp import web
 
 from gateway import callbacks, docs, health, keys, middleware
 from gateway.api import create_api
+from gateway.reconcile_job import ReconcileJob
 from gateway.sessions import DEMO_SUFFIX, SessionStore
 from gateway.settings import Settings
 from gateway.tokens import SessionTokens
@@ -118,7 +119,19 @@ async def _wallet(app: web.Application) -> AsyncIterator[None]:
     worker = OutboxWorker(wallet, interval_s=settings.outbox_interval_s)
     app[keys.OUTBOX] = worker
     task = asyncio.create_task(worker.run(), name="outbox")
+    job = ReconcileJob(
+        app[keys.PG_POOL], wallet, settings.reconcile_interval_s, settings.reconcile_horizon_s
+    )
+    app[keys.RECONCILE_JOB] = job
+    reconciling = (
+        asyncio.create_task(job.run(), name="reconciliation") if settings.reconcile_interval_s > 0 else None
+    )
     yield
+    job.stop()
+    if reconciling is not None:
+        # A pass under way is let finish (it records its run in one transaction), within a bound.
+        await asyncio.wait({reconciling}, timeout=STOP_OUTBOX_S)
+        reconciling.cancel()
     # A pass is let finish rather than cancelled: cancelling asyncpg mid-statement can leave the
     # connection unusable, and a delivery cut short is only repeated by the next node anyway.
     worker.stop()

@@ -93,6 +93,10 @@ class Settings:
     session_cache_s: float = 1.0
     # The `aud` an operator's client assertion must name.
     api_audience: str = "croupier"
+    # The reconciliation job: every interval (0: never), on one node, each seamless operator's
+    # window that ended at least horizon ago.
+    reconcile_interval_s: float = 3600.0
+    reconcile_horizon_s: float = 3600.0
     # How long each node keeps the merged game catalogue before asking the adapters again.
     catalogue_ttl_s: float = 300.0
 
@@ -267,6 +271,10 @@ def from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         session_ttl_s=_int(gw.get("session_ttl_s", 4 * 3600), "gateway.session_ttl_s", 1),
         session_cache_s=_float(gw.get("session_cache_s", 1.0), "gateway.session_cache_s", 0),
         api_audience=str(gw.get("api_audience", "croupier")),
+        reconcile_interval_s=_float(
+            gw.get("reconcile_interval_s", 3600.0), "gateway.reconcile_interval_s", 0
+        ),
+        reconcile_horizon_s=_float(gw.get("reconcile_horizon_s", 3600.0), "gateway.reconcile_horizon_s", 0),
         catalogue_ttl_s=_float(gw.get("catalogue_ttl_s", 300.0), "gateway.catalogue_ttl_s", 0),
         **_session_keys(gw),
     )

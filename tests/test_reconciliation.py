@@ -9,10 +9,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 from helpers import *  # noqa: F403 -- the harness fixtures
 from helpers import Gateway, Harness, Pam
 
 from gateway import keys
+from gateway.reconcile_job import LOCK_KEY
 from wallet.backends.seamless import SeamlessWallet
 from wallet.pam.server import create_pam_app
 from wallet.pam.settings import PamSettings
@@ -176,3 +178,44 @@ async def test_the_command_prints_the_run_and_exits_1_on_what_is_left(
     assert code == 2
     assert "croupier: error: operator house keeps its money in the gateway's ledger" in err
     assert "Traceback" not in err
+
+
+async def test_the_job_runs_on_one_node_at_a_time_and_chains_its_windows(harness: Harness) -> None:
+    """Two nodes pass at once: one reconciles, the other finds the lock taken or nothing due."""
+    a = await harness.gateway("seamless")
+    b = await harness.gateway("seamless", pam=a.pam)
+    await a.open_player("p1", 10_000)
+    token = await a.session()
+    assert (await a.debit("b1", "1.00", token=token)).ok
+    # Late enough that the window ending one horizon ago holds the bet.
+    now = datetime.now(UTC) + timedelta(hours=1, seconds=30)
+    first, second = await asyncio.gather(
+        a.app[keys.RECONCILE_JOB].run_once(now), b.app[keys.RECONCILE_JOB].run_once(now)
+    )
+    done = [r for r in (first, second) if r]
+    assert len(done) == 1
+    assert [(s.ours, s.theirs, len(s.differences)) for s in done[0]] == [(1, 1, 0)]
+    runs = await a.pool.fetch("SELECT since, until FROM croupier.reconciliations WHERE scheduled")
+    assert len(runs) == 1
+    # The next pass takes the window after it, not the same one again.
+    later = now + timedelta(hours=1)
+    (following,) = await b.app[keys.RECONCILE_JOB].run_once(later) or []
+    windows = await a.pool.fetch(
+        "SELECT since, until FROM croupier.reconciliations WHERE scheduled ORDER BY id"
+    )
+    assert windows[1]["since"] == windows[0]["until"]
+    assert following.ours == 0
+
+
+async def test_the_job_skips_while_another_node_holds_its_lock(harness: Harness) -> None:
+    """Whoever holds the advisory lock runs the job; the others record nothing."""
+    gw = await harness.gateway("seamless")
+    holder = await asyncpg.connect(harness.database_url)
+    try:
+        assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY)
+        now = datetime.now(UTC) + timedelta(hours=2)
+        assert await gw.app[keys.RECONCILE_JOB].run_once(now) is None
+        assert await gw.pool.fetchval("SELECT count(*) FROM croupier.reconciliations") == 0
+    finally:
+        await holder.close()
+    assert await gw.app[keys.RECONCILE_JOB].run_once(now) is not None

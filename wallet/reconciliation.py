@@ -155,6 +155,8 @@ async def run(
     until: datetime,
     now: datetime,
     horizon_s: float,
+    *,
+    scheduled: bool = False,
 ) -> Summary:
     """Reconcile one operator's window, heal what is safe, record everything, and return a summary."""
     async with pool.acquire() as conn:
@@ -166,8 +168,8 @@ async def run(
     async with pool.acquire() as conn, conn.transaction():
         run_id = await conn.fetchval(
             "INSERT INTO croupier.reconciliations"
-            " (operator, since, until, horizon_s, ours, theirs, started_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            " (operator, since, until, horizon_s, ours, theirs, started_at, scheduled)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
             operator,
             since,
             until,
@@ -175,6 +177,7 @@ async def run(
             len(mine),
             len(theirs),
             now,
+            scheduled,
         )
         for diff in differences:
             outcome = await _heal(conn, diff)

@@ -9,9 +9,11 @@ CREATE TABLE reconciliations (
     ours            integer NOT NULL,
     theirs          integer NOT NULL,
     started_at      timestamptz NOT NULL,
+    -- Runs of the job in `croupier serve` chain their windows; a run by hand does not move them.
+    scheduled       boolean NOT NULL DEFAULT false,
     finished_at     timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX reconciliations_operator_idx ON reconciliations (operator, finished_at);
+CREATE INDEX reconciliations_operator_idx ON reconciliations (operator, scheduled, until);
 
 CREATE TABLE reconciliation_differences (
     id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
