@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from gateway import reconcile_cli
+from gateway import reconcile_cli, report_cli
 from gateway import settings as settings_mod
 from gateway.app import create_app
 from gateway.runtime import (
@@ -171,6 +171,17 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 1 if summary.unhealed else 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print a report from the ledger."""
+    from gateway.report_cli import report  # noqa: PLC0415
+
+    settings = _settings(args)
+    with backing_services(settings) as ready:
+        url = settings.database_url or _run(ensure_database(ready.database_url or "", "croupier"))
+        print(_run(report(url, args)))  # noqa: T201
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     parser = argparse.ArgumentParser(prog="croupier", description=__doc__)
@@ -203,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     rng_cli.register(sub)
     games_cli.register(sub, extend=add_recall)
     reconcile_cli.register(sub).set_defaults(func=cmd_reconcile)
+    report_cli.register(sub).set_defaults(func=cmd_report)
     mig = sub.add_parser("migrate", help="apply database migrations")
     mig.add_argument("--config")
     mig.set_defaults(func=cmd_migrate)
