@@ -119,9 +119,7 @@ async def _wallet(app: web.Application) -> AsyncIterator[None]:
     worker = OutboxWorker(wallet, interval_s=settings.outbox_interval_s)
     app[keys.OUTBOX] = worker
     task = asyncio.create_task(worker.run(), name="outbox")
-    job = ReconcileJob(
-        app[keys.PG_POOL], wallet, settings.reconcile_interval_s, settings.reconcile_horizon_s
-    )
+    job = ReconcileJob(app[keys.PG_POOL], wallet, settings.reconcile_interval_s, settings.reconcile_horizon_s)
     app[keys.RECONCILE_JOB] = job
     reconciling = (
         asyncio.create_task(job.run(), name="reconciliation") if settings.reconcile_interval_s > 0 else None

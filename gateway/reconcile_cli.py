@@ -57,9 +57,9 @@ async def reconcile_operator(settings: Settings, args: argparse.Namespace) -> Su
         app = runner.app
         backend = app[keys.WALLET].runtime(args.operator).backend
         assert isinstance(backend, SeamlessWallet)
-        return await run(
-            app[keys.PG_POOL], args.operator, seamless_lister(backend), since, until, now, args.horizon_s
-        )
+        lister = seamless_lister(backend)
+        pool, metrics = app[keys.PG_POOL], app[keys.METRICS]
+        return await run(pool, args.operator, lister, since, until, now, args.horizon_s, metrics=metrics)
     finally:
         await runner.cleanup()
 

@@ -57,7 +57,17 @@ class ReconcileJob:
             if since >= until:
                 continue
             lister = seamless_lister(rt.backend)
-            yield await run(self.pool, name, lister, since, until, now, self.horizon_s, scheduled=True)
+            yield await run(
+                self.pool,
+                name,
+                lister,
+                since,
+                until,
+                now,
+                self.horizon_s,
+                scheduled=True,
+                metrics=self.wallet.forwarder.metrics,
+            )
 
     async def run(self) -> None:
         """Run a pass each interval until stopped; a failed pass is logged and tried at the next."""

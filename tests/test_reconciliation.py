@@ -32,9 +32,8 @@ async def reconcile_now(gw: Gateway) -> Summary:
     assert isinstance(backend, SeamlessWallet)
     now = datetime.now(UTC)
     lister = seamless_lister(backend)
-    return await run(
-        gw.pool, "op1", lister, now - timedelta(hours=1), now + timedelta(minutes=1), now, HORIZON_S
-    )
+    since, until = now - timedelta(hours=1), now + timedelta(minutes=1)
+    return await run(gw.pool, "op1", lister, since, until, now, HORIZON_S, metrics=gw.app[keys.METRICS])
 
 
 async def _tx(gw: Gateway, external_id: str) -> uuid.UUID:
@@ -219,3 +218,83 @@ async def test_the_job_skips_while_another_node_holds_its_lock(harness: Harness)
     finally:
         await holder.close()
     assert await gw.app[keys.RECONCILE_JOB].run_once(now) is not None
+
+
+async def _pam_state(gw: Gateway) -> list[tuple[object, ...]]:
+    """Return everything the PAM holds, to show what a run changed there."""
+    assert gw.pam is not None
+    rows = await gw.pam.pool.fetch(
+        "SELECT transaction_id, type, amount_minor, state FROM pam.transactions ORDER BY transaction_id"
+    )
+    players = await gw.pam.pool.fetch("SELECT player_id, balance_minor FROM pam.players ORDER BY player_id")
+    return [tuple(r) for r in rows] + [tuple(p) for p in players]
+
+
+async def test_an_amount_changed_at_the_operator_is_reported_and_nothing_moves(harness: Harness) -> None:
+    """The PAM's copy of a win says 2.50 where the gateway sent 2.00: reported, nothing sent, counted."""
+    gw = await harness.gateway("seamless")
+    assert gw.pam is not None
+    await gw.open_player("p1", 10_000)
+    token = await gw.session()
+    assert (await gw.debit("b1", "1.00", token=token)).ok
+    assert (await gw.credit("w1", "2.00")).ok
+    win = await _tx(gw, "w1")
+    await gw.pam.pool.execute(
+        "UPDATE pam.transactions SET amount_minor = 250 WHERE transaction_id = $1", str(win)
+    )
+    before = await _pam_state(gw)
+    summary = await reconcile_now(gw)
+    assert [(d.transaction_id, d.kind, d.action) for d in summary.differences] == [
+        (win, Kind.AMOUNT_MISMATCH, Action.REPORT)
+    ]
+    assert summary.outcomes == ["reported"]
+    assert await gw.pool.fetchval("SELECT count(*) FROM croupier.outbox WHERE state = 'scheduled'") == 0
+    assert await gw.run_outbox() == 0
+    assert await _pam_state(gw) == before
+    metrics = await gw.metrics_text()
+    labels = 'kind="amount_mismatch",operator="op1",outcome="reported"'
+    line = f"croupier_reconciliation_differences_total{{{labels}}} 1.0"
+    assert line in metrics
+
+
+async def test_a_dead_lettered_refund_is_delivered_again(harness: Harness) -> None:
+    """A refund the outbox gave up on never reached the PAM: reconciliation hands it back to the outbox."""
+    gw = await harness.gateway("seamless")
+    assert gw.pam is not None
+    await gw.open_player("p1", 10_000)
+    token = await gw.session()
+    assert (await gw.debit("b1", "3.00", token=token)).ok
+    assert (await gw.rollback("rb1", "b1")).ok
+    bet, refund = await _tx(gw, "b1"), await _tx(gw, "rb1")
+    # As if the PAM had refused the queued refund until the outbox gave up: it never got there.
+    async with gw.pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE croupier.operations SET state = 'queued' WHERE transaction_id = $1", refund
+        )
+        await conn.execute(
+            "UPDATE croupier.outbox SET state = 'dead' FROM croupier.operations o"
+            " WHERE o.id = outbox.operation_id AND o.transaction_id = $1",
+            refund,
+        )
+    async with gw.pam.pool.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM pam.transactions WHERE transaction_id = $1", str(refund))
+        await conn.execute(
+            "UPDATE pam.transactions SET state = 'applied' WHERE transaction_id = $1", str(bet)
+        )
+        await conn.execute(
+            "UPDATE pam.players SET balance_minor = balance_minor - 300 WHERE player_id = 'p1'"
+        )
+    assert await gw.balance() == 10_000 - 300
+    summary = await reconcile_now(gw)
+    found = {
+        (d.transaction_id, d.kind, d.action): o
+        for d, o in zip(summary.differences, summary.outcomes, strict=True)
+    }
+    assert found == {
+        (refund, Kind.MISSING_AT_OPERATOR, Action.REDELIVER): "healing",
+        # The bet it refunds still stands there: that is the same fault, shown for a person too.
+        (bet, Kind.STATUS_MISMATCH, Action.REPORT): "reported",
+    }
+    assert await gw.run_outbox() == 1
+    assert await gw.balance() == 10_000
+    assert list((await reconcile_now(gw)).differences) == []

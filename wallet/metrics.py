@@ -51,6 +51,12 @@ class Metrics:
             ["operator", "call"],
             registry=r,
         )
+        self.reconciliation_differences = Counter(
+            "croupier_reconciliation_differences_total",
+            "Differences reconciliation found, by operator, class and what became of them",
+            ["operator", "kind", "outcome"],
+            registry=r,
+        )
         self.operator_retries = Counter(
             "croupier_operator_retries",
             "Repeated calls to operator wallets.",

@@ -16,6 +16,7 @@ from wallet.backends.seamless import SeamlessWallet
 from wallet.db import Connection
 from wallet.errors import Reason
 from wallet.forwarding import cancel_of
+from wallet.metrics import Metrics
 from wallet.operations import State, transfer_from_payload
 from wallet.reconcile import Action, Delivery, Difference, Ours, Theirs, Told, reconcile
 
@@ -157,6 +158,7 @@ async def run(
     horizon_s: float,
     *,
     scheduled: bool = False,
+    metrics: Metrics | None = None,
 ) -> Summary:
     """Reconcile one operator's window, heal what is safe, record everything, and return a summary."""
     async with pool.acquire() as conn:
@@ -182,6 +184,8 @@ async def run(
         for diff in differences:
             outcome = await _heal(conn, diff)
             outcomes.append(outcome)
+            if metrics is not None:
+                metrics.reconciliation_differences.labels(operator, diff.kind.value, outcome).inc()
             await conn.execute(
                 "INSERT INTO croupier.reconciliation_differences"
                 " (reconciliation_id, transaction_id, kind, action, outcome, reason, ours, theirs)"
