@@ -9,6 +9,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import orjson
@@ -21,11 +22,13 @@ from gateway.settings import ApiCredentials, OperatorSettings, Settings
 from providers import registry
 from providers.simulator import ProviderSimulator, SimAnswer, SimPlayer
 from wallet.backends.ledger import open_account
+from wallet.backends.seamless import SeamlessWallet
 from wallet.money import CurrencyTable, format_major
 from wallet.pam import store as pam_store
 from wallet.pam.server import PAM_POOL, create_pam_app
 from wallet.pam.settings import PamSettings
 from wallet.policy import OperatorPolicy
+from wallet.reconciliation import Summary, run, seamless_lister
 from wallet.signing import Signer
 
 CURRENCY = "EUR"
@@ -50,6 +53,8 @@ class Tally:
     # Sessions launched through the Operator API, and the rounds it reports by settlement.
     launches: int = 0
     settlements: dict[str, int] = field(default_factory=dict)
+    # The seamless operator's wallet reconciled against the gateway's ledger after the play.
+    reconciliation: Summary | None = None
 
     def refuse(self, answer: SimAnswer) -> None:
         """Count a refusal by its code."""
@@ -199,6 +204,7 @@ async def run_demo(
     api = {name: ApiCredentials(hmac_keys={s.key_id: s.secret}) for name, s in signers.items()}
     pam_app = create_pam_app(PamSettings(pam_db, {"pam-1": pam_secret}))
     rng = random.Random(seed)  # noqa: S311 -- simulated provider behaviour, not game outcomes
+    started = datetime.now(UTC)
     tally = Tally()
     async with serve_app(pam_app) as pam_url:
         settings = dataclasses.replace(
@@ -248,9 +254,20 @@ async def run_demo(
             await asyncio.gather(*(one(i) for i in range(rounds)))
             waiting = await _drain_outbox(app)
             checks = await _checks(app, pam_app, roster)
+            tally.reconciliation = await _reconcile(app, started)
             for operator, player_id in roster:
                 await _settlements(http, gateway_url, signers[operator], player_id, tally)
     return tally, checks, waiting
+
+
+async def _reconcile(app: web.Application, started: datetime) -> Summary:
+    """Reconcile the seamless operator's wallet for the demo's whole window."""
+    backend = app[keys.WALLET].runtime(SEAMLESS).backend
+    assert isinstance(backend, SeamlessWallet)
+    now = datetime.now(UTC)
+    since, until = started - timedelta(minutes=1), now + timedelta(minutes=1)
+    lister = seamless_lister(backend)
+    return await run(app[keys.PG_POOL], SEAMLESS, lister, since, until, now, 60.0, metrics=app[keys.METRICS])
 
 
 def print_report(tally: Tally, checks: list[PlayerCheck], waiting: int) -> bool:
@@ -274,7 +291,16 @@ def print_report(tally: Tally, checks: list[PlayerCheck], waiting: int) -> bool:
             f"{c.operator:<13} {c.player_id:<15} {format_major(c.opening_minor, eur):>9} "
             f"{format_major(c.operator_minor, eur):>11} {explained:>17}  {'yes' if c.agrees else 'NO'}"
         )
-    agree = waiting == 0 and all(c.agrees for c in checks)
+    rec = tally.reconciliation
+    reconciled = rec is not None and not rec.differences
+    agree = waiting == 0 and all(c.agrees for c in checks) and reconciled
+    if rec is not None:
+        print(  # noqa: T201
+            f"\nreconciliation {rec.reconciliation_id}: {rec.ours} transfers in the gateway's ledger,"
+            f" {rec.theirs} in the operator's wallet, {len(rec.differences)} differences"
+        )
+        for diff in rec.differences:
+            print(f"  {diff.kind.value}: {diff.transaction_id} {diff.reason}")  # noqa: T201
     verdict = "AGREE" if agree else "DISAGREE"
-    print(f"\ngateway ledger and operator balances: {verdict} ({len(checks)} players)")  # noqa: T201
+    print(f"gateway ledger and operator balances: {verdict} ({len(checks)} players)")  # noqa: T201
     return agree

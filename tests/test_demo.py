@@ -26,5 +26,13 @@ async def test_demo_rounds_agree_with_the_ledger(postgres_url, fresh_redis, caps
     assert all(c.agrees for c in checks), checks
     # Money moved: at least one balance differs from its opening.
     assert any(c.operator_minor != c.opening_minor for c in checks)
+    # The seamless operator's wallet, reconciled against the ledger: everything on both sides, matched.
+    rec = tally.reconciliation
+    assert rec is not None
+    assert rec.ours > 0
+    assert rec.theirs > 0
+    assert list(rec.differences) == []
     assert print_report(tally, checks, waiting) is True
-    assert f"AGREE ({len(checks)} players)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"reconciliation {rec.reconciliation_id}: {rec.ours} transfers" in out
+    assert f"AGREE ({len(checks)} players)" in out
