@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import keys
-from gateway.api import auth, campaigns, games, players, problems, rounds, sessions
+from gateway.api import auth, campaigns, games, players, problems, reports, rounds, sessions
 from gateway.settings import Settings
 
 
@@ -14,7 +14,7 @@ def create_api(parent: web.Application, settings: Settings) -> web.Application:
     api = web.Application(middlewares=[problems.problems, auth.authenticate])
     api[keys.GATEWAY] = parent
     api[auth.API_AUTH] = auth.ApiAuth.from_settings(settings)
-    for module in (games, sessions, campaigns, rounds, players):
+    for module in (games, sessions, campaigns, rounds, players, reports):
         api.add_routes(module.routes)
         # A module's own services start after the gateway's (a sub-app's start follows its parent's).
         api.cleanup_ctx.extend(getattr(module, "cleanup_ctx", ()))
