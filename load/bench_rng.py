@@ -161,7 +161,8 @@ def measure(seconds: float, repeat: int) -> list[Result]:
     return results
 
 
-def _commit() -> str:
+def commit_of_head() -> str:
+    """Return the short commit id of HEAD, or 'unknown'."""
     git = shutil.which("git")
     if git is None:
         return "unknown"
@@ -179,7 +180,7 @@ def render(results: list[Result], seconds: float, repeat: int) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.machine()}, {platform.system()} {platform.release()}"
     lines = [
-        f"Measured {when} at commit `{_commit()}` with",
+        f"Measured {when} at commit `{commit_of_head()}` with",
         "",
         "```",
         f"python load/bench_rng.py --seconds {seconds:g} --repeat {repeat} --out docs/benchmarks.md",
@@ -206,15 +207,17 @@ def render(results: list[Result], seconds: float, repeat: int) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, block: str) -> None:
-    """Replace the block between the markers, or append a '## RNG' section holding it."""
+def write_section(
+    path: Path, block: str, begin: str = BEGIN, end: str = END, heading: str = "RNG"
+) -> None:
+    """Replace the block between the markers, or append a section with the heading holding it."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
-        text = f"{head}{BEGIN}\n{block}\n{END}{tail}"
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{begin}\n{block}\n{end}{tail}"
     else:
-        text = f"{text.rstrip()}\n\n## RNG\n\n{BEGIN}\n{block}\n{END}\n"
+        text = f"{text.rstrip()}\n\n## {heading}\n\n{begin}\n{block}\n{end}\n"
     path.write_text(text, encoding="utf-8")
 
 

@@ -14,7 +14,7 @@ import orjson
 from helpers import *  # noqa: F403 -- the harness fixtures
 from helpers import Gateway, Harness
 
-from wallet.reports import GgrRow, as_csv, ggr
+from wallet.reports import GgrRow, as_csv, ggr, live
 
 CROUPIER = str(Path(sys.executable).parent / "croupier")
 CONFIG = Path(__file__).resolve().parent.parent / "config" / "croupier.toml"
@@ -139,3 +139,24 @@ async def test_the_command_prints_the_same_figures(harness: Harness) -> None:
     assert [r["ggr_minor"] for r in orjson.loads(outputs["json"])] == [r.ggr_minor for r in rows]
     assert "ggr" in outputs["table"].splitlines()[0]
     assert len(outputs["table"].splitlines()) == 1 + len(rows)
+
+
+async def test_a_closed_day_is_rolled_up_once_and_answers_as_the_entries_do(harness: Harness) -> None:
+    """Seen from two days later, today is closed: its roll-up is built once and equals the live rows."""
+    gw = await harness.gateway("ledger")
+    await play(gw)
+    today = datetime.now(UTC).date()
+    later = datetime.now(UTC) + timedelta(days=2)
+    async with gw.pool.acquire() as conn:
+        reference = await live(conn, "op1", today, today)
+        rolled = await ggr(conn, "op1", today - timedelta(days=1), today, now=later)
+        again = await ggr(conn, "op1", today - timedelta(days=1), today, now=later)
+        built = await conn.fetch("SELECT day FROM croupier.ggr_days WHERE operator = 'op1' ORDER BY day")
+        stored = await conn.fetchval("SELECT count(*) FROM croupier.ggr_daily WHERE operator = 'op1'")
+        # Still open as seen today: the same figures, from the entries.
+        assert await ggr(conn, "op1", today, today) == reference
+    assert reference
+    assert rolled == again == reference
+    # Both days are marked built (the empty one too), and each row is stored once.
+    assert [r["day"] for r in built] == [today - timedelta(days=1), today]
+    assert stored == len(reference)
