@@ -1,4 +1,4 @@
-"""The reconciliation job of `croupier serve`: each interval, on one node at a time."""
+"""The finance job of `croupier serve`: reconciliation and GGR roll-ups, on one node at a time."""
 
 from __future__ import annotations
 
@@ -15,11 +15,14 @@ from wallet.core import Wallet
 from wallet.db import Connection
 from wallet.errors import UnavailableError
 from wallet.reconciliation import Summary, run, seamless_lister
+from wallet.reports import CLOSING_GRACE, ggr
 
 log = logging.getLogger(__name__)
 
 # The advisory lock that elects the node which runs the job ('CROU' 'RECN'), held for one pass.
 LOCK_KEY = 0x43524F55_5245434E
+# Closed days whose GGR roll-ups each pass makes sure of (a node down for a day misses none).
+ROLL_UP_DAYS = 7
 
 
 class ReconcileJob:
@@ -40,7 +43,9 @@ class ReconcileJob:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
                 return None
             try:
-                return [summary async for summary in self._due(conn, now)]
+                summaries = [summary async for summary in self._due(conn, now)]
+                await self._roll_up(conn, now)
+                return summaries
             finally:
                 # Session-level: released here, since the pool does not reset connections.
                 await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
@@ -68,6 +73,13 @@ class ReconcileJob:
                 scheduled=True,
                 metrics=self.wallet.forwarder.metrics,
             )
+
+    async def _roll_up(self, conn: Connection, now: datetime) -> None:
+        """Build the GGR roll-ups of the last closed days, so a report never waits to build them."""
+        today = (now - CLOSING_GRACE).date()
+        for name, rt in self.wallet.operators.items():
+            if not rt.policy.play_money:
+                await ggr(conn, name, today - timedelta(days=ROLL_UP_DAYS), today - timedelta(days=1), now)
 
     async def run(self) -> None:
         """Run a pass each interval until stopped; a failed pass is logged and tried at the next."""

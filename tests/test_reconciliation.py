@@ -196,6 +196,9 @@ async def test_the_job_runs_on_one_node_at_a_time_and_chains_its_windows(harness
     assert [(s.ours, s.theirs, len(s.differences)) for s in done[0]] == [(1, 1, 0)]
     runs = await a.pool.fetch("SELECT since, until FROM croupier.reconciliations WHERE scheduled")
     assert len(runs) == 1
+    # The same pass built the GGR roll-ups of the week's closed days, for each real-money operator.
+    built = await a.pool.fetch("SELECT operator, count(*) FROM croupier.ggr_days GROUP BY 1")
+    assert [tuple(r) for r in built] == [("op1", 7)]
     # The next pass takes the window after it, not the same one again.
     later = now + timedelta(hours=1)
     (following,) = await b.app[keys.RECONCILE_JOB].run_once(later) or []
