@@ -238,6 +238,16 @@ def _float(value: object, where: str, low: float) -> float:
     return float(_number(value, where, low, integer=False))
 
 
+def _gw_int(gw: Mapping[str, Any], name: str, default: int, low: int) -> int:
+    """Return an integer setting of the [gateway] table, or its default."""
+    return _int(gw.get(name, default), f"gateway.{name}", low)
+
+
+def _gw_float(gw: Mapping[str, Any], name: str, default: float, low: float) -> float:
+    """Return a number setting of the [gateway] table, or its default."""
+    return _float(gw.get(name, default), f"gateway.{name}", low)
+
+
 def from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from parsed TOML, with environment overrides."""
     env = os.environ if environ is None else environ
@@ -261,21 +271,19 @@ def from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         currencies=dict(raw.get("currencies", {})),
         operators=operators,
         providers=providers,
-        outbox_interval_s=_float(gw.get("outbox_interval_s", 0.5), "gateway.outbox_interval_s", 0),
-        engine_window_ms=_float(gw.get("engine_window_ms", 0.0), "gateway.engine_window_ms", 0),
-        engine_max_batch=_int(gw.get("engine_max_batch", 256), "gateway.engine_max_batch", 1),
-        engine_writers=_int(gw.get("engine_writers", 1), "gateway.engine_writers", 1),
-        pool_size=_int(gw.get("pool_size", 20), "gateway.pool_size", 1),
-        redis_pool_size=_int(gw.get("redis_pool_size", 64), "gateway.redis_pool_size", 1),
-        redis_wait_s=_float(gw.get("redis_wait_s", 5.0), "gateway.redis_wait_s", 0),
-        session_ttl_s=_int(gw.get("session_ttl_s", 4 * 3600), "gateway.session_ttl_s", 1),
-        session_cache_s=_float(gw.get("session_cache_s", 1.0), "gateway.session_cache_s", 0),
+        outbox_interval_s=_gw_float(gw, "outbox_interval_s", 0.5, 0),
+        engine_window_ms=_gw_float(gw, "engine_window_ms", 0.0, 0),
+        engine_max_batch=_gw_int(gw, "engine_max_batch", 256, 1),
+        engine_writers=_gw_int(gw, "engine_writers", 1, 1),
+        pool_size=_gw_int(gw, "pool_size", 20, 1),
+        redis_pool_size=_gw_int(gw, "redis_pool_size", 64, 1),
+        redis_wait_s=_gw_float(gw, "redis_wait_s", 5.0, 0),
+        session_ttl_s=_gw_int(gw, "session_ttl_s", 4 * 3600, 1),
+        session_cache_s=_gw_float(gw, "session_cache_s", 1.0, 0),
         api_audience=str(gw.get("api_audience", "croupier")),
-        reconcile_interval_s=_float(
-            gw.get("reconcile_interval_s", 3600.0), "gateway.reconcile_interval_s", 0
-        ),
-        reconcile_horizon_s=_float(gw.get("reconcile_horizon_s", 3600.0), "gateway.reconcile_horizon_s", 0),
-        catalogue_ttl_s=_float(gw.get("catalogue_ttl_s", 300.0), "gateway.catalogue_ttl_s", 0),
+        reconcile_interval_s=_gw_float(gw, "reconcile_interval_s", 3600.0, 0),
+        reconcile_horizon_s=_gw_float(gw, "reconcile_horizon_s", 3600.0, 0),
+        catalogue_ttl_s=_gw_float(gw, "catalogue_ttl_s", 300.0, 0),
         **_session_keys(gw),
     )
 

@@ -44,6 +44,16 @@ async def _tx(gw: Gateway, external_id: str) -> uuid.UUID:
     return found  # type: ignore[no-any-return]
 
 
+async def _bet_and_win(harness: Harness) -> tuple[Gateway, uuid.UUID]:
+    """Start a seamless gateway where p1 (100.00 EUR) bet 1.00 and won 2.00; return it and the win's id."""
+    gw = await harness.gateway("seamless")
+    await gw.open_player("p1", 10_000)
+    token = await gw.session()
+    assert (await gw.debit("b1", "1.00", token=token)).ok
+    assert (await gw.credit("w1", "2.00")).ok
+    return gw, await _tx(gw, "w1")
+
+
 async def test_books_that_agree_record_a_run_with_no_difference(harness: Harness) -> None:
     """Bets, wins and a refund applied on both sides: one run recorded, nothing to heal or report."""
     gw = await harness.gateway("seamless")
@@ -63,13 +73,8 @@ async def test_books_that_agree_record_a_run_with_no_difference(harness: Harness
 
 async def test_a_lost_win_is_delivered_again_once_and_a_stranger_is_reported(harness: Harness) -> None:
     """The operator lost a win and holds a credit nobody sent: the win is sent again, the stranger shown."""
-    gw = await harness.gateway("seamless")
+    gw, win = await _bet_and_win(harness)
     assert gw.pam is not None
-    await gw.open_player("p1", 10_000)
-    token = await gw.session()
-    assert (await gw.debit("b1", "1.00", token=token)).ok
-    assert (await gw.credit("w1", "2.00")).ok
-    win = await _tx(gw, "w1")
     # The operator loses the win (a restore from an old backup, say) and gains a stranger.
     async with gw.pam.pool.acquire() as conn, conn.transaction():
         await conn.execute("DELETE FROM pam.transactions WHERE transaction_id = $1", str(win))
@@ -235,13 +240,8 @@ async def _pam_state(gw: Gateway) -> list[tuple[object, ...]]:
 
 async def test_an_amount_changed_at_the_operator_is_reported_and_nothing_moves(harness: Harness) -> None:
     """The PAM's copy of a win says 2.50 where the gateway sent 2.00: reported, nothing sent, counted."""
-    gw = await harness.gateway("seamless")
+    gw, win = await _bet_and_win(harness)
     assert gw.pam is not None
-    await gw.open_player("p1", 10_000)
-    token = await gw.session()
-    assert (await gw.debit("b1", "1.00", token=token)).ok
-    assert (await gw.credit("w1", "2.00")).ok
-    win = await _tx(gw, "w1")
     await gw.pam.pool.execute(
         "UPDATE pam.transactions SET amount_minor = 250 WHERE transaction_id = $1", str(win)
     )

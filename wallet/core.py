@@ -48,18 +48,17 @@ class OperatorRuntime:
 
 def _check_ids(op: Operation) -> None:
     """Refuse an id that is missing, too long, or holds a character PostgreSQL text cannot store."""
-    for name, value in (("external id", op.external_id), ("player id", op.player_id)):
-        if not value or len(value) > MAX_ID_LENGTH:
-            raise InvalidRequestError(f"{name} must be 1 to {MAX_ID_LENGTH} characters")
-    named: tuple[tuple[str, str | None], ...] = (
-        ("external id", op.external_id),
-        ("player id", op.player_id),
-        ("round id", op.round_id),
-        ("game id", op.game_id),
-        ("reference id", op.reference_id),
-        ("campaign id", op.campaign_id),
+    named: tuple[tuple[str, str | None, bool], ...] = (
+        ("external id", op.external_id, True),
+        ("player id", op.player_id, True),
+        ("round id", op.round_id, False),
+        ("game id", op.game_id, False),
+        ("reference id", op.reference_id, False),
+        ("campaign id", op.campaign_id, False),
     )
-    for label, text in named:
+    for label, text, keyed in named:
+        if keyed and (not text or len(text) > MAX_ID_LENGTH):
+            raise InvalidRequestError(f"{label} must be 1 to {MAX_ID_LENGTH} characters")
         # PostgreSQL text cannot hold NUL: caught here it is the caller's mistake, not our fault.
         if text is not None and "\x00" in text:
             raise InvalidRequestError(f"{label} must not contain a NUL character")

@@ -17,7 +17,7 @@ from wallet.db import Connection
 from wallet.errors import Reason
 from wallet.forwarding import cancel_of
 from wallet.metrics import Metrics
-from wallet.operations import State, transfer_from_payload
+from wallet.operations import State, Transfer, transfer_from_payload
 from wallet.reconcile import Action, Delivery, Difference, Ours, Theirs, Told, reconcile
 
 # One page of the operator's listing: its transactions and the cursor of the next page, if any.
@@ -69,6 +69,22 @@ def _delivery(row: asyncpg.Record) -> Delivery:
     return _OUTBOX_DELIVERY[row["delivery"]]
 
 
+def _ours(sent: Transfer, told: Told, delivery: Delivery, row: asyncpg.Record, *, reversed_: bool) -> Ours:
+    """Return a transfer as the operator should hold it, with what its outbox row says."""
+    return Ours(
+        uuid.UUID(sent.transaction_id),
+        sent.type.value,
+        sent.player_id,
+        sent.currency,
+        sent.amount_minor,
+        told,
+        delivery,
+        row["updated_at"],
+        row["outbox_id"],
+        reversed_,
+    )
+
+
 def ours_from_rows(rows: Sequence[asyncpg.Record]) -> list[Ours]:
     """Turn operations with their outbox rows into what the operator should hold, cancellations included."""
     found = []
@@ -76,36 +92,11 @@ def ours_from_rows(rows: Sequence[asyncpg.Record]) -> list[Ours]:
         if row["state"] not in _TOLD:
             continue  # a tombstone sends nothing
         sent = transfer_from_payload(orjson.loads(row["payload"]))
-        found.append(
-            Ours(
-                uuid.UUID(sent.transaction_id),
-                sent.type.value,
-                sent.player_id,
-                sent.currency,
-                sent.amount_minor,
-                _TOLD[row["state"]],
-                _delivery(row),
-                row["updated_at"],
-                row["outbox_id"],
-                bool(row["reversed"]),
-            )
-        )
+        found.append(_ours(sent, _TOLD[row["state"]], _delivery(row), row, reversed_=bool(row["reversed"])))
         if row["action"] == "cancel_debit" and row["delivery"] in _OUTBOX_DELIVERY:
             # The gateway's own rollback of a debit with an unknown outcome: owed to the player.
-            cancel = cancel_of(sent)
-            found.append(
-                Ours(
-                    uuid.UUID(cancel.transaction_id),
-                    cancel.type.value,
-                    cancel.player_id,
-                    cancel.currency,
-                    cancel.amount_minor,
-                    Told.ACCEPTED,
-                    _OUTBOX_DELIVERY[row["delivery"]],
-                    row["updated_at"],
-                    row["outbox_id"],
-                )
-            )
+            delivery = _OUTBOX_DELIVERY[row["delivery"]]
+            found.append(_ours(cancel_of(sent), Told.ACCEPTED, delivery, row, reversed_=False))
     return found
 
 

@@ -87,6 +87,17 @@ def integer(
     return value
 
 
+def query_limit(raw: str | None, default: int, maximum: int) -> int:
+    """Return a page size from the query string: plain ASCII digits from 1 to `maximum`."""
+    if raw is None:
+        return default
+    # Only plain ASCII digits: int() would also take signs, spaces, underscores and other scripts.
+    value = int(raw) if raw.isascii() and raw.isdigit() else None
+    limit = integer({"limit": value}, "limit", minimum=1, maximum=maximum)
+    assert limit is not None
+    return limit
+
+
 def boolean(data: Mapping[str, Any], name: str, *, default: bool | None = None) -> bool:
     """Return a boolean field, or the default when it is absent."""
     value = data.get(name)

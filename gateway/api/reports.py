@@ -18,7 +18,7 @@ from wallet.reports import as_csv, ggr
 
 # A report spans at most this many days: a year of one operator's games is a page, not a dump.
 MAX_DAYS = 366
-MAX_RUNS = 100
+DEFAULT_RUNS, MAX_RUNS = 20, 100
 
 routes = web.RouteTableDef()
 
@@ -85,10 +85,7 @@ def _run_json(row: asyncpg.Record) -> dict[str, Any]:
 async def list_reconciliations(request: web.Request) -> web.Response:
     """Return the operator's latest reconciliation runs, newest first."""
     fields.only(request.query, ("limit",))
-    raw = request.query.get("limit", "20")
-    limit = fields.integer(
-        {"limit": int(raw) if raw.isascii() and raw.isdigit() else None}, "limit", minimum=1, maximum=MAX_RUNS
-    )
+    limit = fields.query_limit(request.query.get("limit"), DEFAULT_RUNS, MAX_RUNS)
     async with request.config_dict[keys.PG_POOL].acquire() as conn:
         rows = await conn.fetch(
             f"SELECT {_RUN} FROM croupier.reconciliations r WHERE operator = $1 ORDER BY id DESC LIMIT $2",

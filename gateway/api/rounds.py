@@ -52,16 +52,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     raise fields.invalid("cursor is not one this API gave out")
 
 
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    # Only plain ASCII digits: int() would also take signs, spaces, underscores and other scripts.
-    value = int(raw) if raw.isascii() and raw.isdigit() else None
-    limit = fields.integer({"limit": value}, "limit", minimum=1, maximum=MAX_LIMIT)
-    assert limit is not None
-    return limit
-
-
 def _moment(raw: str | None, name: str) -> datetime | None:
     return None if raw is None else fields.timestamp(raw, name)
 
@@ -86,7 +76,7 @@ def round_query(request: web.Request) -> history.RoundQuery:
         provider=fields.text(query, "provider", required=False, max_length=MAX_NAME),
         round_id=fields.text(query, "round_id", required=False),
         after=None if cursor is None else decode_cursor(cursor),
-        limit=_limit(query.get("limit")),
+        limit=fields.query_limit(query.get("limit"), DEFAULT_LIMIT, MAX_LIMIT),
     )
 
 
