@@ -16,6 +16,7 @@ from gateway.api import create_api
 from gateway.reconcile_job import ReconcileJob
 from gateway.sessions import DEMO_SUFFIX, SessionStore
 from gateway.settings import Settings
+from gateway.stuck_rounds import StuckRounds
 from gateway.tokens import SessionTokens
 from providers import registry
 from providers.base import Adapter
@@ -119,7 +120,10 @@ async def _wallet(app: web.Application) -> AsyncIterator[None]:
     worker = OutboxWorker(wallet, interval_s=settings.outbox_interval_s)
     app[keys.OUTBOX] = worker
     task = asyncio.create_task(worker.run(), name="outbox")
-    job = ReconcileJob(app[keys.PG_POOL], wallet, settings.reconcile_interval_s, settings.reconcile_horizon_s)
+    stuck = StuckRounds(app[keys.PG_POOL], wallet, app[keys.ADAPTERS], app[keys.PROVIDER_CONTEXT])
+    job = ReconcileJob(
+        app[keys.PG_POOL], wallet, settings.reconcile_interval_s, settings.reconcile_horizon_s, stuck
+    )
     app[keys.RECONCILE_JOB] = job
     reconciling = (
         asyncio.create_task(job.run(), name="reconciliation") if settings.reconcile_interval_s > 0 else None

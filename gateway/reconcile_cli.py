@@ -10,8 +10,9 @@ from aiohttp import web
 from gateway import keys
 from gateway.app import create_app
 from gateway.settings import Settings, SettingsError
+from gateway.stuck_rounds import StuckRounds
 from wallet.backends.seamless import SeamlessWallet
-from wallet.reconciliation import Summary, run, seamless_lister
+from wallet.reconciliation import Summary, run, run_ledger, seamless_lister
 
 # Past this, something still pending is a difference: the operator's retry window is long over.
 DEFAULT_HORIZON_S = 3600.0
@@ -42,10 +43,6 @@ async def reconcile_operator(settings: Settings, args: argparse.Namespace) -> Su
     """Start the gateway's resources without serving, reconcile, and stop them."""
     if args.operator not in settings.operators:
         raise SettingsError(f"no operator {args.operator!r} in the configuration")
-    if settings.operators[args.operator].backend != "seamless":
-        raise SettingsError(
-            f"operator {args.operator} keeps its money in the gateway's ledger: it has no wallet to reconcile"
-        )
     now = datetime.now(UTC)
     until = args.until or now
     since = args.since or until - timedelta(days=1)
@@ -56,10 +53,16 @@ async def reconcile_operator(settings: Settings, args: argparse.Namespace) -> Su
     try:
         app = runner.app
         backend = app[keys.WALLET].runtime(args.operator).backend
-        assert isinstance(backend, SeamlessWallet)
-        lister = seamless_lister(backend)
         pool, metrics = app[keys.PG_POOL], app[keys.METRICS]
-        return await run(pool, args.operator, lister, since, until, now, args.horizon_s, metrics=metrics)
+        stuck = StuckRounds(pool, app[keys.WALLET], app[keys.ADAPTERS], app[keys.PROVIDER_CONTEXT])
+        settled = await stuck.settle(args.operator, since, until, now)
+        if not isinstance(backend, SeamlessWallet):
+            # The money is in the gateway's own ledger: its entries are checked against it.
+            return await run_ledger(pool, args.operator, since, until, now, metrics=metrics, settled=settled)
+        lister = seamless_lister(backend)
+        return await run(
+            pool, args.operator, lister, since, until, now, args.horizon_s, metrics=metrics, settled=settled
+        )
     finally:
         await runner.cleanup()
 
@@ -67,10 +70,15 @@ async def reconcile_operator(settings: Settings, args: argparse.Namespace) -> Su
 def table(summary: Summary, operator: str) -> str:
     """Return the run as a plain-text table."""
     head = f"reconciliation {summary.reconciliation_id} of operator {operator}:"
-    lines = [f"{head} {summary.ours} transfers at the gateway, {summary.theirs} at the operator"]
+    if summary.books == "ledger":
+        counts = f"{summary.ours} operations and {summary.theirs} accounts of the gateway's ledger"
+    else:
+        counts = f"{summary.ours} transfers at the gateway, {summary.theirs} at the operator"
+    lines = [f"{head} {counts}"]
     if not summary.differences:
         lines.append("the books agree")
     for diff, outcome in zip(summary.differences, summary.outcomes, strict=True):
-        lines.append(f"  {diff.kind.value:<22} {diff.transaction_id}  {outcome:<15} {diff.reason}")
+        subject = str(diff.transaction_id) if diff.transaction_id else diff.subject
+        lines.append(f"  {diff.kind.value:<22} {subject}  {outcome:<15} {diff.reason}")
     lines.append(f"differences: {len(summary.differences)}, left for a person: {summary.unhealed}")
     return "\n".join(lines)

@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from gateway.stuck_rounds import StuckRounds
 from wallet.backends.seamless import SeamlessWallet
 from wallet.core import Wallet
 from wallet.db import Connection
 from wallet.errors import UnavailableError
-from wallet.reconciliation import Summary, run, seamless_lister
+from wallet.reconciliation import Summary, run, run_ledger, seamless_lister
 from wallet.reports import CLOSING_GRACE, ggr
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,18 @@ ROLL_UP_DAYS = 7
 
 
 class ReconcileJob:
-    """Reconciles each seamless operator's last interval, once, whichever node gets the lock."""
+    """Reconciles each operator's last interval, once, whichever node gets the lock."""
 
-    def __init__(self, pool: asyncpg.Pool, wallet: Wallet, interval_s: float, horizon_s: float) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        wallet: Wallet,
+        interval_s: float,
+        horizon_s: float,
+        stuck: StuckRounds | None = None,
+    ) -> None:
         self.pool = pool
+        self.stuck = stuck
         self.wallet = wallet
         self.interval_s = interval_s
         # A window is reconciled once it ended this long ago: whatever was in flight has settled.
@@ -37,7 +46,7 @@ class ReconcileJob:
         self._stopping = asyncio.Event()
 
     async def run_once(self, now: datetime | None = None) -> list[Summary] | None:
-        """Reconcile every seamless operator's windows due by now; None if another node holds the job."""
+        """Reconcile every operator's windows due by now; None if another node holds the job."""
         now = now or datetime.now(UTC)
         async with self.pool.acquire() as conn:
             if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LOCK_KEY):
@@ -53,13 +62,18 @@ class ReconcileJob:
     async def _due(self, conn: Connection, now: datetime) -> AsyncIterator[Summary]:
         until = now - timedelta(seconds=self.horizon_s)
         for name, rt in self.wallet.operators.items():
-            if not isinstance(rt.backend, SeamlessWallet):
-                continue
             last = await conn.fetchval(
                 "SELECT max(until) FROM croupier.reconciliations WHERE operator = $1 AND scheduled", name
             )
             since = last or until - timedelta(seconds=self.interval_s)
             if since >= until:
+                continue
+            metrics = self.wallet.forwarder.metrics
+            settled = await self.stuck.settle(name, since, until, now) if self.stuck else []
+            if not isinstance(rt.backend, SeamlessWallet):
+                yield await run_ledger(
+                    self.pool, name, since, until, now, scheduled=True, metrics=metrics, settled=settled
+                )
                 continue
             lister = seamless_lister(rt.backend)
             yield await run(
@@ -71,7 +85,8 @@ class ReconcileJob:
                 now,
                 self.horizon_s,
                 scheduled=True,
-                metrics=self.wallet.forwarder.metrics,
+                metrics=metrics,
+                settled=settled,
             )
 
     async def _roll_up(self, conn: Connection, now: datetime) -> None:

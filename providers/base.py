@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from providers.simulator import ProviderSimulator
     from wallet.errors import WalletError
     from wallet.operations import Operation, Result
+    from wallet.stuck import StuckRound
 
 CALLBACK_BODY_LIMIT = 64 * 1024
 
@@ -104,6 +105,17 @@ class Adapter(ABC):
     # A package with a `migrations` folder, for adapters that keep state of their own (in-house
     # games); applied at start into the schema `provider_<name>`.
     migrations: ClassVar[str | None] = None
+    # How long a round may stay open before it counts as stuck: by default the day a provider
+    # keeps retrying what it owes; the provider's `stuck_round_after_s` option overrides it.
+    stuck_round_after_s: ClassVar[float] = 86_400.0
+
+    def stuck_horizon_s(self) -> float:
+        """Return this provider's stuck-round horizon, in seconds, as configured."""
+        return float(self.config.options.get("stuck_round_after_s", self.stuck_round_after_s))
+
+    async def settle_stuck(self, stuck: StuckRound, ctx: ProviderContext) -> Sequence[Operation]:
+        """Return the operations that settle a stuck round by the protocol's own rule; none to report it."""
+        return ()
 
     def extra_routes(self) -> list[web.RouteDef]:
         """Return routes that move no money (pages, look-ups), mounted under /providers/<name>."""

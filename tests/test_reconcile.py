@@ -8,7 +8,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from wallet.reconcile import Action, Delivery, Kind, Ours, Theirs, Told, reconcile
+from wallet.reconcile import (
+    Account,
+    Action,
+    Booked,
+    Delivery,
+    Kind,
+    Ours,
+    Theirs,
+    Told,
+    check_ledger,
+    reconcile,
+)
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 HORIZON_S = 600.0
@@ -155,3 +166,95 @@ def test_a_reversed_transfer_is_expected_rolled_back_there() -> None:
     bet = ours("debit", reversed=True)
     assert one([bet], [theirs(bet, state="rolled_back")]) is None
     assert one([bet], [theirs(bet)]) == (Kind.STATUS_MISMATCH, Action.REPORT)
+
+
+# The ledger backend's own books: each operation's entries against the operation, balances against entries.
+
+
+def booked(type_: str = "debit", state: str = "applied", amount: int = 100, **kw: object) -> Booked:
+    """Return an operation with the one entry it should have booked, unless told otherwise."""
+    signed = {"debit": -amount, "credit": amount}.get(type_, 0)
+    entries = (("p1", "EUR", signed),) if state == "applied" and type_ != "rollback" else ()
+    base = Booked(uuid.uuid4(), type_, state, "p1", "EUR", amount, reversed=False, entries=entries)
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def found_in(*ops: Booked, accounts: tuple[Account, ...] = ()) -> list[tuple[Kind, str]]:
+    """Return each difference's kind and reason; every one is only reported."""
+    found = check_ledger(ops, accounts)
+    assert all(d.action is Action.REPORT for d in found)
+    return [(d.kind, d.reason) for d in found]
+
+
+def test_a_ledger_whose_entries_match_has_no_difference() -> None:
+    """A bet, a win, a refunded bet with its refund, a no-op rollback and refusals agree."""
+    refunded = booked("debit", reversed=True, reversals=1)
+    refund = booked("rollback", entries=(("p1", "EUR", 100),), target_type="debit", target_amount_minor=100)
+    unwin = booked("rollback", entries=(("p1", "EUR", -40),), target_type="credit", target_amount_minor=40)
+    won_back = booked("credit", amount=40, reversed=True, reversals=1)
+    nothing = booked("rollback", entries=(("p1", "EUR", 0),))  # its bet never came
+    again = booked("rollback", target_type="debit", target_amount_minor=100)  # already refunded
+    ops = (booked(), booked("credit", amount=0), refunded, refund, unwin, won_back, nothing, again)
+    refused = (booked(state="rejected"), booked(state="tombstone"), booked(state="pending"))
+    accounts = (Account("p1", "EUR", 960, 960), Account("p2", "EUR", 0, 0))
+    assert found_in(*ops, *refused, accounts=accounts) == []
+
+
+@pytest.mark.parametrize(
+    ("op", "kind", "reason"),
+    [
+        (booked(entries=()), Kind.MISSING_AT_OPERATOR, "an applied debit has no entry: no balance moved"),
+        (
+            booked("credit", entries=(("p1", "EUR", 100),) * 2),
+            Kind.APPLIED_TWICE,
+            "an applied credit booked 2 times",
+        ),
+        (booked(entries=(("p1", "EUR", -90),)), Kind.AMOUNT_MISMATCH, "booked -90, the operation moves -100"),
+        (booked(entries=(("p1", "EUR", 100),)), Kind.AMOUNT_MISMATCH, "booked 100, the operation moves -100"),
+        (
+            booked(entries=(("p2", "EUR", -100),)),
+            Kind.PLAYER_MISMATCH,
+            "booked to 'p2', not the operation's 'p1'",
+        ),
+        (
+            booked(entries=(("p1", "USD", -100),)),
+            Kind.CURRENCY_MISMATCH,
+            "booked in USD, the operation is in EUR",
+        ),
+        (
+            booked(state="rejected", entries=(("p1", "EUR", -100),)),
+            Kind.STATUS_MISMATCH,
+            "money was booked for a rejected debit",
+        ),
+        (booked(reversed=True), Kind.STATUS_MISMATCH, "a debit marked reversed with no rollback booked"),
+        (booked(reversals=1), Kind.STATUS_MISMATCH, "a debit reversed but not marked so"),
+        (booked(reversed=True, reversals=2), Kind.APPLIED_TWICE, "a debit reversed 2 times"),
+        (
+            booked("rollback", entries=(("p1", "EUR", 5),)),
+            Kind.STATUS_MISMATCH,
+            "a rollback of nothing moved money",
+        ),
+        (
+            booked(
+                "rollback", entries=(("p1", "EUR", 100),) * 2, target_type="debit", target_amount_minor=100
+            ),
+            Kind.APPLIED_TWICE,
+            "a rollback booked 2 times",
+        ),
+        (
+            booked("rollback", entries=(("p1", "EUR", -100),), target_type="debit", target_amount_minor=100),
+            Kind.AMOUNT_MISMATCH,
+            "booked -100, the operation moves 100",
+        ),
+    ],
+)
+def test_each_ledger_defect_is_found_and_only_reported(op: Booked, kind: Kind, reason: str) -> None:
+    """Every way an operation's entries can disagree with it is one difference of its own kind."""
+    assert found_in(op) == [(kind, reason)]
+
+
+def test_a_balance_that_is_not_its_entries_is_a_difference_of_its_account() -> None:
+    """Drift is named by account, with no transaction to point at."""
+    (diff,) = check_ledger([], [Account("p1", "EUR", 1_007, 1_000), Account("p2", "EUR", 5, 5)])
+    assert (diff.kind, diff.transaction_id, diff.action) == (Kind.BALANCE_MISMATCH, None, Action.REPORT)
+    assert diff.reason == "balance of p1 in EUR is 1007, its entries sum to 1000"

@@ -14,12 +14,12 @@ from helpers import *  # noqa: F403 -- the harness fixtures
 from helpers import Gateway, Harness, Pam
 
 from gateway import keys
-from gateway.reconcile_job import LOCK_KEY
+from gateway.reconcile_job import LOCK_KEY, ReconcileJob
 from wallet.backends.seamless import SeamlessWallet
 from wallet.pam.server import create_pam_app
 from wallet.pam.settings import PamSettings
 from wallet.reconcile import Action, Kind
-from wallet.reconciliation import Summary, run, seamless_lister
+from wallet.reconciliation import Summary, run, run_ledger, seamless_lister
 
 HORIZON_S = 600.0
 CROUPIER = str(Path(sys.executable).parent / "croupier")
@@ -157,7 +157,7 @@ async def _croupier(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 async def test_the_command_prints_the_run_and_exits_1_on_what_is_left(
     harness: Harness, tmp_path: Path
 ) -> None:
-    """`croupier reconcile`: 0 when the books agree, 1 with the difference listed, 2 for a ledger operator."""
+    """`croupier reconcile`: 0 when the books agree, 1 with a difference listed, 2 for an unknown operator."""
     pam = Pam(await harness.serve(create_pam_app(PamSettings(harness.database_url, {"pam-1": b"change-me"}))))
     config = tmp_path / "croupier.toml"
     text = CONFIG.read_text()
@@ -178,10 +178,13 @@ async def test_the_command_prints_the_run_and_exits_1_on_what_is_left(
     assert code == 1, err
     assert f"unknown_to_gateway     {stranger}  reported" in out
     assert "left for a person: 1" in out
-    code, out, err = await _croupier("reconcile", "--config", str(config), "--operator", "house", env=env)
+    code, out, err = await _croupier("reconcile", "--config", str(config), "--operator", "nobody", env=env)
     assert code == 2
-    assert "croupier: error: operator house keeps its money in the gateway's ledger" in err
+    assert "croupier: error: no operator 'nobody' in the configuration" in err
     assert "Traceback" not in err
+    # A ledger-backend operator's own books are checked instead: entries against balances.
+    code, out, err = await _croupier("reconcile", "--config", str(config), "--operator", "house", env=env)
+    assert (code, "accounts of the gateway's ledger" in out, "the books agree" in out) == (0, True, True), err
 
 
 async def test_the_job_runs_on_one_node_at_a_time_and_chains_its_windows(harness: Harness) -> None:
@@ -198,17 +201,19 @@ async def test_the_job_runs_on_one_node_at_a_time_and_chains_its_windows(harness
     )
     done = [r for r in (first, second) if r]
     assert len(done) == 1
-    assert [(s.ours, s.theirs, len(s.differences)) for s in done[0]] == [(1, 1, 0)]
+    # The seamless operator against its wallet; the play-money one's own ledger beside it.
+    found = [(s.books, s.ours, s.theirs, len(s.differences)) for s in done[0]]
+    assert found == [("operator_wallet", 1, 1, 0), ("ledger", 0, 0, 0)]
     runs = await a.pool.fetch("SELECT since, until FROM croupier.reconciliations WHERE scheduled")
-    assert len(runs) == 1
+    assert len(runs) == 2
     # The same pass built the GGR roll-ups of the week's closed days, for each real-money operator.
     built = await a.pool.fetch("SELECT operator, count(*) FROM croupier.ggr_days GROUP BY 1")
     assert [tuple(r) for r in built] == [("op1", 7)]
     # The next pass takes the window after it, not the same one again.
     later = now + timedelta(hours=1)
-    (following,) = await b.app[keys.RECONCILE_JOB].run_once(later) or []
+    (following, _) = await b.app[keys.RECONCILE_JOB].run_once(later) or []
     windows = await a.pool.fetch(
-        "SELECT since, until FROM croupier.reconciliations WHERE scheduled ORDER BY id"
+        "SELECT since, until FROM croupier.reconciliations WHERE scheduled AND operator = 'op1' ORDER BY id"
     )
     assert windows[1]["since"] == windows[0]["until"]
     assert following.ours == 0
@@ -301,3 +306,99 @@ async def test_a_dead_lettered_refund_is_delivered_again(harness: Harness) -> No
     assert await gw.run_outbox() == 1
     assert await gw.balance() == 10_000
     assert list((await reconcile_now(gw)).differences) == []
+
+
+async def _ledger_play(harness: Harness) -> Gateway:
+    """Start a ledger-backend gateway and play every kind of movement through it, refusals included."""
+    gw = await harness.gateway("ledger")
+    await gw.open_player("p1", 10_000)
+    await gw.open_player("p2", 500)
+    token = await gw.session()
+    assert (await gw.debit("b1", "1.00", token=token)).ok
+    assert (await gw.credit("w1", "2.50")).ok
+    assert (await gw.credit("w0", "0.00")).ok  # a losing result books a zero entry
+    assert (await gw.debit("b2", "3.00", token=token, round_id="r2")).ok
+    assert (await gw.rollback("rb2", "b2", round_id="r2")).ok
+    assert (await gw.rollback("rb2-again", "b2", round_id="r2")).ok  # reverses nothing more
+    assert (await gw.rollback("rb3", "b3", round_id="r3")).ok  # before its bet: a tombstone
+    assert not (await gw.debit("b3", "1.00", token=token, round_id="r3")).ok
+    assert not (await gw.debit("b4", "999.00", token=token, round_id="r4")).ok  # insufficient funds
+    assert (await gw.debit("b1", "1.00", token=token)).ok  # a retry: the same one operation
+    return gw
+
+
+async def _check_ledger_now(gw: Gateway) -> Summary:
+    now = datetime.now(UTC)
+    return await run_ledger(gw.pool, "op1", now - timedelta(hours=1), now + timedelta(minutes=1), now)
+
+
+async def test_a_ledger_backend_whose_entries_make_its_balances_agrees(harness: Harness) -> None:
+    """Bets, wins, refunds, a rollback before its bet, refusals: each entry once, each balance its entries."""
+    gw = await _ledger_play(harness)
+    summary = await _check_ledger_now(gw)
+    assert (summary.books, summary.differences) == ("ledger", [])
+    # b1, w1, w0, b2, rb2, rb2-again, rb3, b3's tombstone and the refused b4: retries add none.
+    assert summary.ours == 9
+    assert summary.theirs == 2
+    run = await gw.pool.fetchrow(
+        "SELECT books, ours, theirs FROM croupier.reconciliations WHERE id = $1", summary.reconciliation_id
+    )
+    assert run is not None
+    assert tuple(run) == ("ledger", summary.ours, summary.theirs)
+
+
+async def test_a_ledger_balance_moved_without_an_entry_and_an_entry_booked_twice_are_reported(
+    harness: Harness,
+) -> None:
+    """A balance changed by hand and a win booked twice: each found, reported, and nothing changed."""
+    gw = await _ledger_play(harness)
+    win = await _tx(gw, "w1")
+    await gw.pool.execute(
+        "UPDATE croupier.accounts SET balance_minor = balance_minor + 7 WHERE player_id = 'p2'"
+    )
+    # p2's account had no entry in the window: a booking brings it in.
+    await gw.pool.execute(
+        "INSERT INTO croupier.entries (kind, operator, player_id, currency, amount_minor, note)"
+        " VALUES ('adjustment', 'op1', 'p2', 'EUR', 0, 'touch')"
+    )
+    await gw.pool.execute(
+        "INSERT INTO croupier.entries (operation_id, operator, player_id, currency, amount_minor)"
+        " SELECT id, operator, player_id, currency, 250 FROM croupier.operations WHERE transaction_id = $1",
+        win,
+    )
+    before = await gw.pool.fetch("SELECT * FROM croupier.accounts ORDER BY player_id")
+    summary = await _check_ledger_now(gw)
+    found = sorted((d.kind, d.transaction_id) for d in summary.differences)
+    assert found == sorted(
+        [(Kind.APPLIED_TWICE, win), (Kind.BALANCE_MISMATCH, None), (Kind.BALANCE_MISMATCH, None)],
+        key=str,
+    )
+    balances = {d.reason for d in summary.differences if d.kind is Kind.BALANCE_MISMATCH}
+    assert any("p1 in EUR" in reason and "entries sum to" in reason for reason in balances)
+    assert any(reason == "balance of p2 in EUR is 507, its entries sum to 500" for reason in balances)
+    assert set(summary.outcomes) == {"reported"}
+    assert summary.unhealed == 3
+    assert await gw.pool.fetch("SELECT * FROM croupier.accounts ORDER BY player_id") == before
+    stored = await gw.pool.fetch(
+        "SELECT kind, subject, transaction_id FROM croupier.reconciliation_differences"
+        " WHERE reconciliation_id = $1 ORDER BY kind, subject",
+        summary.reconciliation_id,
+    )
+    assert [tuple(row) for row in stored] == [
+        ("applied_twice", None, win),
+        ("balance_mismatch", "p1/EUR", None),
+        ("balance_mismatch", "p2/EUR", None),
+    ]
+
+
+async def test_the_job_checks_a_ledger_backend_operator_too(harness: Harness) -> None:
+    """The scheduled pass covers ledger-backend operators, marked as the ledger's books."""
+    gw = await _ledger_play(harness)
+    job = ReconcileJob(gw.pool, gw.app[keys.WALLET], interval_s=7200, horizon_s=0)
+    summaries = await job.run_once(datetime.now(UTC) + timedelta(seconds=1))
+    assert summaries is not None
+    runs = await gw.pool.fetch("SELECT id, operator, books FROM croupier.reconciliations WHERE scheduled")
+    by_operator = {row["operator"]: (row["books"], row["id"]) for row in runs}
+    assert by_operator["op1"][0] == "ledger"
+    (mine,) = [s for s in summaries if s.reconciliation_id == by_operator["op1"][1]]
+    assert (mine.books, mine.ours, mine.differences) == ("ledger", 9, [])

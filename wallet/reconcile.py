@@ -47,6 +47,11 @@ class Kind(StrEnum):
     PLAYER_MISMATCH = "player_mismatch"
     STATUS_MISMATCH = "status_mismatch"
     PENDING_PAST_HORIZON = "pending_past_horizon"
+    # The ledger backend's own books: entries against operations and balances.
+    APPLIED_TWICE = "applied_twice"
+    BALANCE_MISMATCH = "balance_mismatch"
+    # A round still open past its provider's horizon.
+    STUCK_ROUND = "stuck_round"
 
 
 class Action(StrEnum):
@@ -54,6 +59,7 @@ class Action(StrEnum):
 
     REDELIVER = "redeliver"  # send the owed credit or refund again, same transaction id
     CANCEL_AT_OPERATOR = "cancel_at_operator"  # roll back a debit the provider was told failed
+    SETTLE_ROUND = "settle_round"  # settle a stuck round by its protocol's own rule
     REPORT = "report"  # for a person: nothing is moved
 
 
@@ -90,15 +96,46 @@ class Theirs:
 
 
 @dataclass(frozen=True, slots=True)
+class Booked:
+    """One money operation of a ledger-backend operator, with the entries booked for it."""
+
+    transaction_id: uuid.UUID
+    type: str  # debit, credit or rollback
+    state: str
+    player_id: str
+    currency: str
+    amount_minor: int | None
+    reversed: bool
+    entries: tuple[tuple[str, str, int], ...]  # (player, currency, signed amount), in booking order
+    # A rollback's applied target, if it has one: its type and amount.
+    target_type: str | None = None
+    target_amount_minor: int | None = None
+    # A debit's or credit's applied rollbacks that moved money back.
+    reversals: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """One account of a ledger-backend operator: its stored balance and the sum of its entries."""
+
+    player_id: str
+    currency: str
+    balance_minor: int
+    entries_minor: int
+
+
+@dataclass(frozen=True, slots=True)
 class Difference:
     """One difference between the two books, with the action it gets and why."""
 
     kind: Kind
-    transaction_id: uuid.UUID
+    transaction_id: uuid.UUID | None  # None for an account's balance
     action: Action
     reason: str
-    ours: Ours | None = None
-    theirs: Theirs | None = None
+    ours: Ours | Booked | None = None
+    theirs: Theirs | Account | None = None
+    # What a difference with no transaction names: an account (player/currency) or a round.
+    subject: str | None = None
 
 
 _Entry = TypeVar("_Entry", Ours, Theirs)
@@ -219,3 +256,88 @@ def _status(o: Ours, t: Theirs, late: bool) -> Sequence[Difference]:
         kind, action = Kind.STATUS_MISMATCH, Action.REPORT
         reason = f"a {o.type} the provider was told was accepted is {t.state} at the operator"
     return [Difference(kind, o.transaction_id, action, reason, o, t)]
+
+
+def check_ledger(booked: Iterable[Booked], accounts: Iterable[Account]) -> list[Difference]:
+    """Check a ledger backend's books: each operation moved its money once, each balance is its entries.
+
+    Here the gateway is the operator's wallet, so a difference is a defect of the ledger itself:
+    every one is reported, nothing is healed.
+    """
+    found = [diff for op in sorted(booked, key=lambda b: b.transaction_id) for diff in _check_booked(op)]
+    for account in sorted(accounts, key=lambda a: (a.player_id, a.currency)):
+        if account.balance_minor != account.entries_minor:
+            reason = (
+                f"balance of {account.player_id} in {account.currency} is {account.balance_minor},"
+                f" its entries sum to {account.entries_minor}"
+            )
+            subject = f"{account.player_id}/{account.currency}"
+            found.append(
+                Difference(
+                    Kind.BALANCE_MISMATCH, None, Action.REPORT, reason, theirs=account, subject=subject
+                )
+            )
+    return found
+
+
+def _movement(op: Booked) -> int | None:
+    """Return the signed amount an applied operation must have booked, or None for no movement."""
+    if op.type == "debit":
+        return -(op.amount_minor or 0)
+    if op.type == "credit":
+        return op.amount_minor or 0
+    if op.target_type is None or op.target_amount_minor is None:
+        return None  # a rollback of nothing (its bet never came, or was refused) moves nothing
+    return op.target_amount_minor if op.target_type == "debit" else -op.target_amount_minor
+
+
+Finding = tuple[Kind, str]
+
+
+def _check_booked(op: Booked) -> list[Difference]:
+    """Classify what one operation's entries say against what the operation says."""
+    moved = [entry for entry in op.entries if entry[2] != 0]
+    if op.state != "applied":
+        findings = [(Kind.STATUS_MISMATCH, f"money was booked for a {op.state} {op.type}")] if moved else []
+    elif op.type == "rollback":
+        findings = _rollback_findings(op, moved)
+    else:
+        findings = _transfer_findings(op)
+    return [Difference(kind, op.transaction_id, Action.REPORT, reason, ours=op) for kind, reason in findings]
+
+
+def _rollback_findings(op: Booked, moved: Sequence[tuple[str, str, int]]) -> list[Finding]:
+    # A rollback that found its target already reversed is applied and moves nothing.
+    expected = _movement(op)
+    if len(moved) > 1:
+        return [(Kind.APPLIED_TWICE, f"a rollback booked {len(moved)} times")]
+    if moved and expected is None:
+        return [(Kind.STATUS_MISMATCH, "a rollback of nothing moved money")]
+    return _entry_findings(op, moved[0], expected) if moved else []
+
+
+def _transfer_findings(op: Booked) -> list[Finding]:
+    if not op.entries:
+        found = [(Kind.MISSING_AT_OPERATOR, f"an applied {op.type} has no entry: no balance moved")]
+    elif len(op.entries) > 1:
+        found = [(Kind.APPLIED_TWICE, f"an applied {op.type} booked {len(op.entries)} times")]
+    else:
+        found = _entry_findings(op, op.entries[0], _movement(op))
+    if op.reversals > 1:
+        found.append((Kind.APPLIED_TWICE, f"a {op.type} reversed {op.reversals} times"))
+    elif op.reversed != (op.reversals == 1):
+        state = "marked reversed with no rollback booked" if op.reversed else "reversed but not marked so"
+        found.append((Kind.STATUS_MISMATCH, f"a {op.type} {state}"))
+    return found
+
+
+def _entry_findings(op: Booked, entry: tuple[str, str, int], expected: int | None) -> list[Finding]:
+    player_id, currency, amount = entry
+    found = []
+    if player_id != op.player_id:
+        found.append((Kind.PLAYER_MISMATCH, f"booked to {player_id!r}, not the operation's {op.player_id!r}"))
+    if currency != op.currency:
+        found.append((Kind.CURRENCY_MISMATCH, f"booked in {currency}, the operation is in {op.currency}"))
+    if expected is not None and amount != expected:
+        found.append((Kind.AMOUNT_MISMATCH, f"booked {amount}, the operation moves {expected}"))
+    return found

@@ -18,8 +18,21 @@ from wallet.errors import Reason
 from wallet.forwarding import cancel_of
 from wallet.metrics import Metrics
 from wallet.operations import State, Transfer, transfer_from_payload
-from wallet.reconcile import Action, Delivery, Difference, Ours, Theirs, Told, reconcile
+from wallet.reconcile import (
+    Account,
+    Action,
+    Booked,
+    Delivery,
+    Difference,
+    Ours,
+    Theirs,
+    Told,
+    check_ledger,
+    reconcile,
+)
 
+# A finding already acted on before the run is recorded, with its outcome (a stuck round settled).
+Settled = tuple[Difference, str]
 # One page of the operator's listing: its transactions and the cursor of the next page, if any.
 Page = tuple[list[Theirs], int | None]
 Lister = Callable[[datetime, datetime, int], Awaitable[Page]]
@@ -50,6 +63,7 @@ class Summary:
     theirs: int
     differences: Sequence[Difference]
     outcomes: Sequence[str]
+    books: str = "operator_wallet"  # or "ledger": the gateway's own books of a ledger-backend operator
 
     @property
     def unhealed(self) -> int:
@@ -110,7 +124,7 @@ async def read_theirs(lister: Lister, since: datetime, until: datetime) -> list[
     return found
 
 
-def _json(entry: Ours | Theirs | None) -> str | None:
+def _json(entry: Ours | Theirs | Booked | Account | None) -> str | None:
     return None if entry is None else orjson.dumps(dataclasses.asdict(entry)).decode()
 
 
@@ -118,7 +132,7 @@ async def _heal(conn: Connection, diff: Difference) -> str:
     """Hand a difference to the outbox where that is safe; return what became of it."""
     if diff.action is Action.REPORT:
         return "reported"
-    assert diff.ours is not None
+    assert isinstance(diff.ours, Ours)  # only the operator's books get healing actions
     assert diff.ours.outbox_id is not None
     # The outbox delivers it under the same transaction id (a cancellation under its debit's row),
     # so a delivery that did land meanwhile is only a replay at the operator.
@@ -150,39 +164,151 @@ async def run(
     *,
     scheduled: bool = False,
     metrics: Metrics | None = None,
+    settled: Sequence[Settled] = (),
 ) -> Summary:
-    """Reconcile one operator's window, heal what is safe, record everything, and return a summary."""
+    """Reconcile one operator's window, heal what is safe, record everything, and return a summary.
+
+    `settled` are findings already acted on (stuck rounds), recorded with the run.
+    """
     async with pool.acquire() as conn:
         rows = await conn.fetch(_OURS, operator, since, until)
     mine = ours_from_rows(rows)
     theirs = await read_theirs(lister, since, until)
     differences = reconcile(mine, theirs, now, horizon_s)
+    window = Window(operator, since, until, now, horizon_s, scheduled)
+    found = [*((diff, None) for diff in differences), *settled]
+    return await _record(pool, window, "operator_wallet", len(mine), len(theirs), found, metrics)
+
+
+# A ledger-backend operator's operations of the window, and any operation an entry of the window
+# was booked for, each with its entries, a rollback's applied target, and a transfer's reversals.
+_BOOKED = """
+SELECT o.transaction_id, o.kind, o.state, o.player_id, o.currency, o.amount_minor, o.reversed,
+    (SELECT coalesce(jsonb_agg(jsonb_build_array(e.player_id, e.currency, e.amount_minor) ORDER BY e.id),
+        '[]') FROM croupier.entries e WHERE e.operation_id = o.id) AS entries,
+    t.kind AS target_type, t.amount_minor AS target_amount_minor,
+    (SELECT count(*) FROM croupier.operations r
+        WHERE o.kind <> 'rollback' AND r.kind = 'rollback' AND r.provider = o.provider
+        AND r.scope = o.scope AND r.reference_id = o.external_id AND r.reference_kind = o.kind
+        AND r.state = 'applied' AND EXISTS (SELECT 1 FROM croupier.entries re
+            WHERE re.operation_id = r.id AND re.amount_minor <> 0)) AS reversals
+FROM croupier.operations o
+LEFT JOIN croupier.operations t ON o.kind = 'rollback' AND t.provider = o.provider
+    AND t.scope = o.scope AND t.kind = o.reference_kind AND t.external_id = o.reference_id
+    AND t.state = 'applied'
+WHERE o.operator = $1 AND o.kind IN ('debit', 'credit', 'rollback')
+    AND ((o.created_at >= $2 AND o.created_at < $3) OR o.id IN (
+        SELECT operation_id FROM croupier.entries
+        WHERE operator = $1 AND kind = 'operation' AND created_at >= $2 AND created_at < $3))
+"""
+
+# Every account an entry of the window was booked to, its balance and all its entries, read in
+# one statement so that both come from the same snapshot.
+_ACCOUNTS = """
+SELECT k.player_id, k.currency, coalesce(a.balance_minor, 0) AS balance_minor,
+    (SELECT coalesce(sum(e.amount_minor), 0) FROM croupier.entries e
+        WHERE e.operator = $1 AND e.player_id = k.player_id AND e.currency = k.currency)::bigint
+        AS entries_minor
+FROM (SELECT DISTINCT player_id, currency FROM croupier.entries
+    WHERE operator = $1 AND created_at >= $2 AND created_at < $3) k
+LEFT JOIN croupier.accounts a ON a.operator = $1 AND a.player_id = k.player_id AND a.currency = k.currency
+"""
+
+
+async def ledger_books(
+    conn: Connection, operator: str, since: datetime, until: datetime
+) -> tuple[list[Booked], list[Account]]:
+    """Read a ledger-backend operator's operations with their entries, and its accounts, for a window."""
+    booked = [
+        Booked(
+            uuid.UUID(bytes=row["transaction_id"].bytes),  # asyncpg's own UUID type is not orjson's
+            row["kind"],
+            row["state"],
+            row["player_id"],
+            row["currency"],
+            row["amount_minor"],
+            row["reversed"],
+            tuple((str(p), str(c), int(a)) for p, c, a in orjson.loads(row["entries"])),
+            row["target_type"],
+            row["target_amount_minor"],
+            row["reversals"],
+        )
+        for row in await conn.fetch(_BOOKED, operator, since, until)
+    ]
+    accounts = [Account(**dict(row)) for row in await conn.fetch(_ACCOUNTS, operator, since, until)]
+    return booked, accounts
+
+
+async def run_ledger(
+    pool: asyncpg.Pool,
+    operator: str,
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    *,
+    scheduled: bool = False,
+    metrics: Metrics | None = None,
+    settled: Sequence[Settled] = (),
+) -> Summary:
+    """Check a ledger-backend operator's books for a window, record every difference, and return a summary."""
+    async with pool.acquire() as conn:
+        booked, accounts = await ledger_books(conn, operator, since, until)
+    differences = check_ledger(booked, accounts)
+    window = Window(operator, since, until, now, 0.0, scheduled)
+    found = [*((diff, None) for diff in differences), *settled]
+    return await _record(pool, window, "ledger", len(booked), len(accounts), found, metrics)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """What a run covers: one operator, a time window, when it ran, and how."""
+
+    operator: str
+    since: datetime
+    until: datetime
+    now: datetime
+    horizon_s: float
+    scheduled: bool
+
+
+async def _record(
+    pool: asyncpg.Pool,
+    window: Window,
+    books: str,
+    ours: int,
+    theirs: int,
+    found: Sequence[tuple[Difference, str | None]],
+    metrics: Metrics | None,
+) -> Summary:
+    """Heal what is safe and record the run with every difference, in one transaction."""
     outcomes = []
     async with pool.acquire() as conn, conn.transaction():
         run_id = await conn.fetchval(
             "INSERT INTO croupier.reconciliations"
-            " (operator, since, until, horizon_s, ours, theirs, started_at, scheduled)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-            operator,
-            since,
-            until,
-            horizon_s,
-            len(mine),
-            len(theirs),
-            now,
-            scheduled,
+            " (operator, since, until, horizon_s, ours, theirs, started_at, scheduled, books)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            window.operator,
+            window.since,
+            window.until,
+            window.horizon_s,
+            ours,
+            theirs,
+            window.now,
+            window.scheduled,
+            books,
         )
-        for diff in differences:
-            outcome = await _heal(conn, diff)
+        for diff, done in found:
+            outcome = done or await _heal(conn, diff)
             outcomes.append(outcome)
             if metrics is not None:
-                metrics.reconciliation_differences.labels(operator, diff.kind.value, outcome).inc()
+                metrics.reconciliation_differences.labels(window.operator, diff.kind.value, outcome).inc()
             await conn.execute(
-                "INSERT INTO croupier.reconciliation_differences"
-                " (reconciliation_id, transaction_id, kind, action, outcome, reason, ours, theirs)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb)",
+                "INSERT INTO croupier.reconciliation_differences (reconciliation_id, transaction_id,"
+                " subject, kind, action, outcome, reason, ours, theirs)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb)",
                 run_id,
                 diff.transaction_id,
+                diff.subject,
                 diff.kind.value,
                 diff.action.value,
                 outcome,
@@ -190,7 +316,7 @@ async def run(
                 _json(diff.ours),
                 _json(diff.theirs),
             )
-    return Summary(run_id, len(mine), len(theirs), differences, outcomes)
+    return Summary(run_id, ours, theirs, [diff for diff, _ in found], outcomes, books)
 
 
 def theirs_from_listing(entries: Sequence[dict[str, Any]]) -> list[Theirs]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -30,6 +31,10 @@ from wallet.signing import SignatureError, Verifier
 if TYPE_CHECKING:
     from providers.context import ProviderContext
     from providers.simulator import ProviderSimulator
+    from wallet.stuck import StuckRound
+
+# Operations the gateway itself sends to settle a stuck round carry ids no provider uses.
+STUCK_PREFIX = "croupier-stuck:"
 
 _KINDS = {
     "balance": Kind.BALANCE,
@@ -71,6 +76,33 @@ class GenericAdapter(Adapter):
             "reality_check_s": launch.reality_check_s,
         }
         return f"{base}?{urlencode({k: v for k, v in query.items() if v is not None})}"
+
+    async def settle_stuck(self, stuck: StuckRound, ctx: ProviderContext) -> Sequence[Operation]:
+        """Refund each unsettled bet of a stuck round that paid no win, then end it (the protocol's rule)."""
+        common: dict[str, Any] = {
+            "provider": self.name,
+            "operator": stuck.operator,
+            "player_id": stuck.player_id,
+            "currency": stuck.currency,
+            "round_id": stuck.round_id,
+            "game_id": stuck.game_id,
+        }
+        refunds = [
+            # Under an id of the gateway's own: the provider's later rollback of the bet finds it
+            # reversed (nothing moves), and its later win is refused as for a rolled-back bet.
+            Operation(
+                Kind.ROLLBACK,
+                external_id=f"{STUCK_PREFIX}{bet.external_id}",
+                amount_minor=bet.amount_minor,
+                reference_id=bet.external_id,
+                reference_kind=Kind.DEBIT,
+                scope_by_player=bet.scope_by_player,
+                **common,
+            )
+            for bet in (stuck.bets if stuck.wins_count == 0 else ())
+        ]
+        # The end of round under its default id, the round's own: the provider's own is then a replay.
+        return [*refunds, Operation(Kind.END_ROUND, external_id=stuck.round_id, **common)]
 
     @classmethod
     def simulator(cls) -> type[ProviderSimulator]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,12 +23,13 @@ from providers.house.play import PROVIDER, live_session, open_round
 from providers.house.store import StoredRound
 from wallet.errors import MismatchError, RejectedError, WalletError
 from wallet.money import format_major
-from wallet.operations import CreditKind, Kind, Operation, Result
+from wallet.operations import CreditKind, Kind, Operation, Result, SessionState
 from wallet.policy import Capabilities
 
 if TYPE_CHECKING:
     from providers.context import ProviderContext
     from providers.simulator import ProviderSimulator
+    from wallet.stuck import StuckRound
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,32 @@ class RoundBatch(Batch):
     """A round's bet, win and end, with the stored round they settle."""
 
     round: StoredRound | None = None
+
+
+def round_operations(stored: StoredRound, state: SessionState) -> tuple[Operation, Operation, Operation]:
+    """Return a stored round's bet, win and end, under the ids every retry of the round uses."""
+    rid = str(stored.round_id)
+    common: dict[str, Any] = {
+        "provider": PROVIDER,
+        "operator": stored.operator,
+        "player_id": stored.player_id,
+        "currency": stored.currency,
+        "round_id": rid,
+        "game_id": f"{PROVIDER}:{stored.game}",
+        "session": state,
+    }
+    return (
+        Operation(Kind.DEBIT, external_id=f"{rid}:bet", amount_minor=stored.bet_minor, **common),
+        # A zero win is sent too: the operator sees every round close with its result.
+        Operation(
+            Kind.CREDIT,
+            external_id=f"{rid}:win",
+            amount_minor=stored.win_minor,
+            credit_kind=CreditKind.WIN,
+            **common,
+        ),
+        Operation(Kind.END_ROUND, external_id=rid, **common),
+    )
 
 
 class NotedResponse(web.Response):
@@ -68,6 +96,8 @@ class HouseAdapter(Adapter):
     routes: ClassVar = [Route("POST", "/rounds", "round"), Route("POST", "/balance", "balance")]
     error_codes = errors.ERROR_CODES
     migrations = "providers.house"
+    # One call plays a whole round; a round open this long lost its node between bet and win.
+    stuck_round_after_s = 900.0
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
@@ -129,31 +159,20 @@ class HouseAdapter(Adapter):
             )
         req = schemas.RoundRequest.from_json(data)
         stored, state = await open_round(ctx.pool, self.book, ctx, req)
-        rid = str(stored.round_id)
-        common: dict[str, Any] = {
-            "provider": self.name,
-            "operator": stored.operator,
-            "player_id": stored.player_id,
-            "currency": stored.currency,
-            "round_id": rid,
-            "game_id": f"{PROVIDER}:{stored.game}",
-            "session": state,
-        }
-        return RoundBatch(
-            (
-                Operation(Kind.DEBIT, external_id=f"{rid}:bet", amount_minor=stored.bet_minor, **common),
-                # A zero win is sent too: the operator sees every round close with its result.
-                Operation(
-                    Kind.CREDIT,
-                    external_id=f"{rid}:win",
-                    amount_minor=stored.win_minor,
-                    credit_kind=CreditKind.WIN,
-                    **common,
-                ),
-                Operation(Kind.END_ROUND, external_id=rid, **common),
-            ),
-            stored,
-        )
+        return RoundBatch(round_operations(stored, state), stored)
+
+    async def settle_stuck(self, stuck: StuckRound, ctx: ProviderContext) -> Sequence[Operation]:
+        """Pay a stuck round's stored outcome and end it, as the player's own retry of the round would."""
+        try:
+            round_id = uuid.UUID(stuck.round_id)
+        except ValueError:
+            return ()
+        async with ctx.pool.acquire() as conn:
+            stored = await store.find_round(conn, round_id)
+        if stored is None or not stuck.bets:
+            return ()  # no drawn outcome, or no bet taken: nothing the game owes
+        _, win, end = round_operations(stored, SessionState.NOT_GIVEN)
+        return (win, end)
 
     def render(self, route: Route, op: Operation, result: Result, ctx: ProviderContext) -> web.StreamResponse:
         """Answer a balance."""
